@@ -1,0 +1,5 @@
+"""python -m kcheckpoint"""
+
+from kcheckpoint.cli import run
+
+run()

@@ -1,0 +1,54 @@
+"""The typer application: global options, and one module per command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kcheckpoint import __version__
+
+from .commands import list_cmd, summary_cmd
+from .output import set_debug, set_quiet
+
+app = typer.Typer(
+    name="kcheckpoint",
+    help=(
+        "Capture, inspect, diff and search Kubernetes container checkpoint archives.\n\n"
+        "Archives may be plain or compressed (gzip, bzip2, xz, zstd; detected by content) and "
+        "are read from a path or from '-' (stdin). Data goes to stdout; warnings and errors to "
+        "stderr. Exit codes: 0 ok, 1 negative result, 2 usage, 3 input error, 4 format error, "
+        "5 capture error, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kcheckpoint {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Hide warnings and progress.")
+    ] = False,
+) -> None:
+    set_debug(debug)
+    set_quiet(quiet)
+
+
+app.command("summary", no_args_is_help=True)(summary_cmd.summary)
+app.command("list", no_args_is_help=True)(list_cmd.list_members)

@@ -1,0 +1,83 @@
+"""Where output goes: data to stdout, warnings, progress and errors to stderr."""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import StrEnum
+
+_state = {"debug": False, "quiet": False}
+
+
+class OutputFormat(StrEnum):
+    """--format values for commands whose output is data."""
+
+    text = "text"
+    json = "json"
+    jsonl = "jsonl"
+
+
+def set_debug(value: bool) -> None:
+    _state["debug"] = value
+
+
+def is_debug() -> bool:
+    return _state["debug"]
+
+
+def set_quiet(value: bool) -> None:
+    _state["quiet"] = value
+
+
+def out(text: str) -> None:
+    """Write data to stdout."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def error(message: str, *, hint: str | None = None) -> None:
+    """One line on stderr, and an optional hint."""
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (silenced by --quiet)."""
+    if not _state["quiet"]:
+        sys.stderr.write(f"warning: {message}\n")
+
+
+class Progress:
+    """A one-line progress indicator on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._enabled = sys.stderr.isatty() and not _state["quiet"]
+        self._shown = False
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1:
+            return
+        self._last = now
+        mib = done / (1 << 20)
+        if total:
+            pct = min(100.0, 100.0 * done / total)
+            text = (
+                f"\rreading {self._label}: {mib:,.0f} / {total / (1 << 20):,.0f} MiB ({pct:.0f}%)"
+            )
+        else:
+            text = f"\rreading {self._label}: {mib:,.0f} MiB"
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._shown = False

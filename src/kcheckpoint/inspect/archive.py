@@ -1,0 +1,299 @@
+"""Walk the members of a tar archive with the stdlib ``tarfile`` module, seekable or streamed.
+
+A seekable plain tar is indexed by its headers (``tarfile`` seeks over member data), and a member
+is read only when a consumer asks for it, at its data offset. Any other input is read in one
+forward pass (``r|``), and a member's bytes can be read only while it is the current one.
+
+Member names are normalised (leading ``./`` removed). Names that would leave the archive root
+(``..``, absolute paths, links pointing out) are flagged, never followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import posixpath
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, cast
+
+from kcheckpoint.errors import CorruptArchive, FormatError, NotAnArchive, TruncatedArchive
+
+from .source import translate_decompression_errors
+
+_STREAM_BUFSIZE = 64 << 10
+
+_TYPES = {
+    tarfile.REGTYPE: "file",
+    tarfile.AREGTYPE: "file",
+    tarfile.CONTTYPE: "file",
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink",
+    tarfile.CHRTYPE: "char",
+    tarfile.BLKTYPE: "block",
+    tarfile.FIFOTYPE: "fifo",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TarMember:
+    """One tar header, with its name normalised."""
+
+    name: str
+    raw_name: str
+    type: str
+    size: int
+    mode: int
+    mtime: int
+    uid: int
+    gid: int
+    linkname: str
+    #: Why the name or link is unsafe to follow or extract, or None.
+    unsafe: str | None
+    offset_data: int
+
+
+def normalise_name(raw: str) -> str:
+    """Strip leading ``./`` and trailing ``/``; the root directory becomes ``.``."""
+    name = raw
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    return name or "."
+
+
+def unsafe_reason(name: str, type_: str, linkname: str) -> str | None:
+    """Say why a member would escape the archive root, or None when it stays inside."""
+    if name.startswith("/"):
+        return "absolute path"
+    if ".." in name.split("/"):
+        return "path with '..'"
+    if type_ in ("symlink", "hardlink") and linkname:
+        if linkname.startswith("/"):
+            return f"{type_} to an absolute path ({linkname})"
+        base = posixpath.dirname(name) if type_ == "symlink" else ""
+        target = posixpath.normpath(posixpath.join(base, linkname))
+        if target == ".." or target.startswith("../"):
+            return f"{type_} that leaves the archive ({linkname})"
+    return None
+
+
+def _member(info: tarfile.TarInfo) -> TarMember:
+    type_ = _TYPES.get(info.type, "other")
+    name = normalise_name(info.name)
+    linkname = info.linkname or ""
+    return TarMember(
+        name=name,
+        raw_name=info.name,
+        type=type_,
+        size=int(info.size) if type_ == "file" else 0,
+        mode=int(info.mode),
+        mtime=int(info.mtime),
+        uid=int(info.uid),
+        gid=int(info.gid),
+        linkname=linkname,
+        unsafe=unsafe_reason(name, type_, linkname),
+        offset_data=int(info.offset_data),
+    )
+
+
+class _EndCheckingTarInfo(tarfile.TarInfo):
+    """Records why ``tarfile`` stopped reading headers, so that truncation is not silent.
+
+    ``tarfile`` ends iteration quietly on an empty, short or invalid header after the first
+    one. Only an all-zero block is a real end of archive.
+    """
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> _EndCheckingTarInfo:
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.HeaderError as exc:
+            tarfile_._kc_end = type(exc).__name__  # type: ignore[attr-defined]
+            raise
+
+
+def _check_end(tf: tarfile.TarFile, label: str) -> None:
+    end = getattr(tf, "_kc_end", None)
+    if end == "EOFHeaderError":
+        return
+    if end in ("EmptyHeaderError", "TruncatedHeaderError", None):
+        raise TruncatedArchive(f"{label}: the tar archive is truncated (no end-of-archive marker)")
+    raise CorruptArchive(f"{label}: a tar header is damaged ({end})")
+
+
+@contextlib.contextmanager
+def translate_tar_errors(label: str, compression: str = "none") -> Iterator[None]:
+    """Map ``tarfile`` and decompressor errors to our FormatError/InputError classes."""
+    try:
+        with translate_decompression_errors(compression):
+            yield
+    except tarfile.ReadError as exc:
+        text = str(exc)
+        if "unexpected end of data" in text or "truncated" in text:
+            raise TruncatedArchive(f"{label}: the tar archive is truncated") from exc
+        if text in ("empty file", "invalid header", "bad checksum") or "header" in text:
+            raise NotAnArchive(f"{label}: not a tar archive ({text})") from exc
+        raise CorruptArchive(f"{label}: {text}") from exc
+    except tarfile.TarError as exc:
+        raise CorruptArchive(f"{label}: {exc}") from exc
+
+
+class _ForwardReader(io.RawIOBase):
+    """A forward-only view of the current stream member."""
+
+    def __init__(self, inner: IO[bytes], size: int, label: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._left = size
+        self._label = label
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._left)
+        if want <= 0:
+            return 0
+        with translate_tar_errors(self._label):
+            data = self._inner.read(want)
+        if len(data) < want:
+            raise TruncatedArchive(f"{self._label}: member data ends early")
+        view[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+class MemberReader(io.RawIOBase):
+    """A seekable view of one member's bytes inside a seekable file."""
+
+    def __init__(self, file: BinaryIO, offset: int, size: int, label: str) -> None:
+        super().__init__()
+        self._file = file
+        self._offset = offset
+        self._size = size
+        self._pos = 0
+        self._label = label
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            pos += self._pos
+        elif whence == io.SEEK_END:
+            pos += self._size
+        self._pos = max(0, min(pos, self._size))
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._size - self._pos)
+        if want <= 0:
+            return 0
+        self._file.seek(self._offset + self._pos)
+        n = self._file.readinto(view[:want])  # type: ignore[attr-defined]
+        if not n or n < want:
+            raise TruncatedArchive(f"{self._label}: member data ends early")
+        self._pos += n
+        return int(n)
+
+
+@dataclass
+class Entry:
+    """A member as the walk reaches it, with a way to read its bytes."""
+
+    member: TarMember
+    _open: Any
+
+    def open(self) -> BinaryIO:
+        """Read the member's bytes. In stream mode, only until the walk moves on."""
+        return self._open()  # type: ignore[no-any-return]
+
+    def read_all(self, limit: int) -> bytes:
+        """The whole member, refusing members larger than ``limit`` bytes."""
+        if self.member.size > limit:
+            raise FormatError(f"{self.member.name}: {self.member.size} bytes is too large to read")
+        with self.open() as fh:
+            return fh.read()
+
+
+def walk_seekable(file: BinaryIO, label: str) -> Iterator[Entry]:
+    """Index a seekable plain tar by its headers, then yield each member in archive order."""
+    with translate_tar_errors(label):
+        file.seek(0)
+        tf = tarfile.open(fileobj=file, mode="r:", tarinfo=_EndCheckingTarInfo)  # noqa: SIM115
+        infos = tf.getmembers()
+        _check_end(tf, label)
+    for info in infos:
+        member = _member(info)
+        if member.type != "file":
+            yield Entry(member, lambda: io.BytesIO(b""))
+            continue
+        yield Entry(member, _seekable_opener(file, member, label))
+
+
+def _seekable_opener(file: BinaryIO, member: TarMember, label: str) -> Any:
+    def opener() -> BinaryIO:
+        raw = MemberReader(file, member.offset_data, member.size, f"{label}: {member.name}")
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+
+    return opener
+
+
+def walk_stream(stream: BinaryIO, label: str, compression: str = "none") -> Iterator[Entry]:
+    """Read a tar stream in one forward pass and yield each member as it arrives."""
+    with translate_tar_errors(label, compression):
+        tf = tarfile.open(  # noqa: SIM115
+            fileobj=stream, mode="r|", tarinfo=_EndCheckingTarInfo, bufsize=_STREAM_BUFSIZE
+        )
+    iterator = iter(tf)
+    while True:
+        with translate_tar_errors(label, compression):
+            info = next(iterator, None)
+        if info is None:
+            break
+        member = _member(info)
+        if member.type != "file":
+            yield Entry(member, lambda: io.BytesIO(b""))
+            continue
+        yield Entry(member, _stream_opener(tf, info, member, label))
+    with translate_tar_errors(label, compression):
+        _check_end(tf, label)
+
+
+def _stream_opener(
+    tf: tarfile.TarFile, info: tarfile.TarInfo, member: TarMember, label: str
+) -> Any:
+    def opener() -> BinaryIO:
+        inner = tf.extractfile(info)
+        assert inner is not None
+        raw = _ForwardReader(inner, member.size, f"{label}: {member.name}")
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+
+    return opener
+
+
+def walk_nested(fh: BinaryIO, label: str) -> Iterator[Entry]:
+    """Walk a tar held inside a member (plain or gzip), indexing it when it is seekable."""
+    head = fh.peek(2)[:2] if hasattr(fh, "peek") else b""
+    if head == b"\x1f\x8b":
+        import gzip
+
+        yield from walk_stream(gzip.GzipFile(fileobj=fh, mode="rb"), label, "gzip")  # type: ignore[arg-type]
+    elif fh.seekable():
+        yield from walk_seekable(fh, label)
+    else:
+        yield from walk_stream(fh, label)

@@ -1,0 +1,108 @@
+"""Build the ``summary`` and ``list`` models from one archive scan."""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from .engines import container_of, iso_time, parse_metadata
+from .members import CORE_RE, PAGES_RE, category, secret_reason
+from .model import Listing, Member, SecretsWarning, Sizes, Summary
+from .scan import ArchiveScan, scan_archive
+from .source import ProgressCallback
+
+
+def sizes_of(scan: ArchiveScan) -> Sizes:
+    """Sizes summed from the tar headers."""
+    files = [m for m in scan.members if m.type == "file"]
+    return Sizes(
+        total=sum(m.size for m in files),
+        checkpoint=sum(m.size for m in files if m.name.startswith("checkpoint/")),
+        memory_pages=sum(m.size for m in files if PAGES_RE.match(m.name)),
+        rootfs_diff=sum(m.size for m in files if m.name == "rootfs-diff.tar"),
+    )
+
+
+def process_count(scan: ArchiveScan) -> int:
+    """The number of ``core-*.img`` images: processes and their threads."""
+    return sum(1 for m in scan.members if CORE_RE.match(m.name))
+
+
+def secrets_warning(processes: int, memory_bytes: int) -> list[SecretsWarning]:
+    """The warning every command gives for an archive that holds memory pages."""
+    if memory_bytes <= 0:
+        return []
+    message = (
+        f"this checkpoint holds {memory_bytes} bytes of memory pages from {processes} "
+        "process(es); memory may hold passwords, keys and tokens: handle it as a secret"
+    )
+    return [SecretsWarning(processes=processes, memory_bytes=memory_bytes, message=message)]
+
+
+def summarize(scan: ArchiveScan) -> Summary:
+    """The one-line summary of a scanned archive."""
+    meta = parse_metadata(scan.blobs)
+    sizes = sizes_of(scan)
+    processes = process_count(scan)
+    return Summary(
+        input=scan.input,
+        container=container_of(meta, scan.names),
+        sizes=sizes,
+        processes=processes,
+        rootfs_changed=sum(1 for f in scan.rootfs.changed if f.type != "dir"),
+        rootfs_deleted=len(scan.rootfs.deleted),
+        members=len(scan.members),
+        problems=[*scan.problems, *meta.problems],
+        warnings=secrets_warning(processes, sizes.memory_pages),
+    )
+
+
+def listing(scan: ArchiveScan) -> Listing:
+    """Every member of a scanned archive, with categories and secret flags."""
+    meta = parse_metadata(scan.blobs)
+    members = [
+        Member(
+            name=m.name,
+            type=m.type,
+            size=m.size,
+            mode=f"{m.mode & 0o7777:04o}",
+            mtime=iso_time(m.mtime),
+            category=category(m.name),
+            secrets=secret_reason(m.name),
+            linkname=m.linkname or None,
+            unsafe=m.unsafe,
+        )
+        for m in scan.members
+    ]
+    sizes = sizes_of(scan)
+    return Listing(
+        input=scan.input,
+        container=container_of(meta, scan.names),
+        members=members,
+        rootfs=scan.rootfs,
+        nested=scan.nested,
+        problems=[*scan.problems, *meta.problems],
+        warnings=secrets_warning(process_count(scan), sizes.memory_pages),
+    )
+
+
+def summarize_path(
+    path: str | os.PathLike[str],
+    *,
+    stdin: BinaryIO | None = None,
+    hash_input: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> Summary:
+    """Scan and summarise one archive."""
+    return summarize(scan_archive(path, stdin=stdin, hash_input=hash_input, progress=progress))
+
+
+def list_path(
+    path: str | os.PathLike[str],
+    *,
+    stdin: BinaryIO | None = None,
+    hash_input: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> Listing:
+    """Scan and list one archive."""
+    return listing(scan_archive(path, stdin=stdin, hash_input=hash_input, progress=progress))

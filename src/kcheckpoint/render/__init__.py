@@ -1,0 +1,1 @@
+"""Presentation: turn model objects into text tables, trees, JSON and JSON Lines. Never prints."""

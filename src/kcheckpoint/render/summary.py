@@ -1,0 +1,113 @@
+"""Render ``summary`` rows and ``list`` listings as text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kcheckpoint.inspect.model import Listing, Summary
+
+from .text import ABSENT, size, table
+
+SUMMARY_HEADERS = (
+    "namespace",
+    "pod",
+    "container",
+    "engine",
+    "image",
+    "checkpointed",
+    "processes",
+    "memory",
+    "rootfs changes",
+    "size",
+    "archive",
+)
+
+
+def summary_row(s: Summary) -> list[str]:
+    """One table row for an archive."""
+    c = s.container
+    when = c.checkpointed or (f"{c.created} (created)" if c.created else None)
+    pod = c.pod if c.pod else ("(no pod)" if c.engine == "podman" else None)
+    changes = f"{s.rootfs_changed} changed, {s.rootfs_deleted} deleted"
+    archive_size = s.input.size if s.input.size is not None else s.sizes.total
+    return [
+        c.namespace or ABSENT,
+        pod or ABSENT,
+        c.name or ABSENT,
+        c.engine,
+        c.image or ABSENT,
+        when or ABSENT,
+        str(s.processes),
+        size(s.sizes.memory_pages),
+        changes,
+        size(archive_size),
+        s.input.path,
+    ]
+
+
+def error_row(path: str, message: str) -> list[str]:
+    """A table row for an archive that could not be read."""
+    text = message if message.startswith(path) else f"{path}: {message}"
+    return [ABSENT] * (len(SUMMARY_HEADERS) - 1) + [f"error: {text}"]
+
+
+def summary_table(rows: Sequence[Sequence[str]]) -> str:
+    return table(SUMMARY_HEADERS, rows)
+
+
+def listing_text(listing: Listing) -> str:
+    """Members, rootfs changes, deleted paths and nested tarballs, as tables with headings."""
+    parts: list[str] = []
+    rows = [
+        [
+            m.name + ("/" if m.type == "dir" else ""),
+            m.type,
+            size(m.size) if m.type == "file" else ABSENT,
+            m.mode,
+            m.mtime,
+            m.category,
+            m.secrets or "",
+        ]
+        for m in listing.members
+    ]
+    parts.append(f"Members of {listing.input.path} ({len(listing.members)})\n")
+    parts.append(
+        table(("name", "type", "size", "mode", "mtime", "category", "may hold secrets"), rows)
+    )
+
+    rootfs = listing.rootfs
+    label = "rootfs-diff.tar" + (" (gzip)" if rootfs.compression == "gzip" else "")
+    parts.append(f"\nAdded or changed files in {label} ({len(rootfs.changed)})\n")
+    if rootfs.changed:
+        parts.append(
+            table(
+                ("path", "type", "size", "mode", "mtime"),
+                [
+                    [
+                        "/" + f.path + ("/" if f.type == "dir" else ""),
+                        f.type,
+                        size(f.size),
+                        f.mode,
+                        f.mtime,
+                    ]
+                    for f in rootfs.changed
+                ],
+            )
+        )
+    parts.append(f"\nDeleted paths ({len(rootfs.deleted)})\n")
+    if rootfs.deleted:
+        parts.append(table(("path", "source"), [[d.path, d.source] for d in rootfs.deleted]))
+    for nested in listing.nested:
+        what = "/dev/shm" if nested.kind == "devshm" else f"tmpfs mount {nested.mount_id}"
+        parts.append(f"\nFiles in {nested.member} ({what}, {len(nested.entries)})\n")
+        if nested.entries:
+            parts.append(
+                table(
+                    ("path", "type", "size", "mode", "link"),
+                    [
+                        [e.path, e.type, size(e.size), e.mode, e.linkname or ""]
+                        for e in nested.entries
+                    ],
+                )
+            )
+    return "".join(parts)

@@ -1,0 +1,45 @@
+"""Small synthetic archives for tests of damaged and hostile input."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+
+def add_file(
+    tf: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644, mtime: int = 1_764_000_000
+) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    info.mtime = mtime
+    tf.addfile(info, io.BytesIO(data))
+
+
+def add_link(tf: tarfile.TarFile, name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    tf.addfile(info)
+
+
+def minimal_checkpoint(extra: list[tuple[str, bytes]] | None = None, *, pages: int = 2) -> bytes:
+    """A tiny Podman-like checkpoint: dumps, a few CRIU-named members and some 'pages'."""
+    spec = {"annotations": {"io.container.manager": "libpod"}, "process": {"env": ["A=b"]}}
+    config = {
+        "id": "abc123",
+        "name": "tiny",
+        "rootfsImageName": "localhost/tiny:1",
+        "createdTime": "2026-01-02T03:04:05.123456789Z",
+        "runtime": "crun",
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        add_file(tf, "config.dump", json.dumps(config).encode())
+        add_file(tf, "spec.dump", json.dumps(spec).encode())
+        add_file(tf, "checkpoint/core-1.img", b"\x19\x43\x56\x54" + b"\x00" * 12)
+        add_file(tf, "checkpoint/pages-1.img", b"\xaa" * 4096 * pages)
+        for name, data in extra or []:
+            add_file(tf, name, data)
+    return buf.getvalue()

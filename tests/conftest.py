@@ -1,0 +1,62 @@
+"""Shared test fixtures: the real archives and helpers to run the CLI."""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+PODMAN_T1 = FIXTURES / "podman" / "webapp-t1.tar"
+PODMAN_T2 = FIXTURES / "podman" / "webapp-t2.tar.gz"
+PODMAN_T3 = FIXTURES / "podman" / "webapp-t3.tar.zst"
+IDLE = FIXTURES / "podman" / "idle.tar.zst"
+CRIO = next(iter(sorted((FIXTURES / "crio").glob("*.tar"))), FIXTURES / "crio" / "missing.tar")
+CONTAINERD = next(
+    iter(sorted((FIXTURES / "containerd").glob("*.tar"))), FIXTURES / "containerd" / "missing.tar"
+)
+WEBAPPS = [PODMAN_T1, PODMAN_T2, PODMAN_T3, CRIO, CONTAINERD]
+ALL_FIXTURES = [IDLE, *WEBAPPS]
+
+
+def fixture_id(value: object) -> str | None:
+    """Short test ids for fixture paths; other parameters keep pytest's default."""
+    if isinstance(value, Path):
+        return value.parent.name + "/" + value.name.split("_")[0][:40]
+    return None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fixtures_present() -> None:
+    if not PODMAN_T1.exists():
+        pytest.exit(f"the shared fixtures are missing: {FIXTURES}", returncode=3)
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run ``kcheckpoint ARGS`` in process; ``stdin`` bytes feed '-'."""
+    from kcheckpoint.cli import main
+
+    def run(*args: str, stdin: bytes | None = None) -> CliResult:
+        if stdin is not None:
+            fake = io.TextIOWrapper(io.BytesIO(stdin))
+            monkeypatch.setattr(sys, "stdin", fake)
+        capsysbinary.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsysbinary.readouterr()
+        return CliResult(code, captured.out.decode(), captured.err.decode())
+
+    return run
