@@ -29,7 +29,8 @@ def generate(out: Path) -> None:
     include = Path(protoc.__file__).parent / "_proto"
     out.mkdir(parents=True, exist_ok=True)
     (out / "__init__.py").write_text(HEADER)
-    for pkg in sorted(p for p in PROTO.iterdir() if p.is_dir()):
+    packages = sorted(p for p in PROTO.iterdir() if p.is_dir()) if PROTO.exists() else []
+    for pkg in packages:
         files = sorted(pkg.glob("*.proto"))
         if not files:
             continue
