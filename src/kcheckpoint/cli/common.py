@@ -13,6 +13,9 @@ from kcheckpoint.inspect.model import InputInfo, Problem, SecretsWarning
 
 from .output import OutputFormat, warn
 
+ArchiveArgument = Annotated[
+    str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
+]
 FormatOption = Annotated[
     OutputFormat,
     typer.Option(

@@ -1,0 +1,114 @@
+"""kcheckpoint manifest and verify: per-member SHA-256, checkable with sha256sum -c."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kcheckpoint.errors import ArchiveNotFound, FormatError, InputError
+from kcheckpoint.inspect.manifest import (
+    Manifest,
+    build_manifest,
+    compare,
+    parse_sha256sum,
+    sha256sum_lines,
+)
+from kcheckpoint.render.jsonout import dumps
+from kcheckpoint.render.text import table
+
+from ..common import ArchiveArgument, report, stdin_for
+from ..exit_codes import ExitCode
+from ..output import OutputFormat, Progress, out
+
+
+class ManifestFormat(StrEnum):
+    """Output formats of ``manifest``."""
+
+    sha256sum = "sha256sum"
+    json = "json"
+
+
+def manifest(
+    archive: ArchiveArgument,
+    fmt: Annotated[
+        ManifestFormat,
+        typer.Option("--format", "-o", help="sha256sum (checkable with sha256sum -c) or json."),
+    ] = ManifestFormat.sha256sum,
+) -> int:
+    """Print the SHA-256 of every member, and of every file inside rootfs-diff.tar.
+
+    Paths are where `kcheckpoint extract` writes each file (rootfs-diff.tar's files under
+    rootfs-diff/), so `kcheckpoint extract A -o DIR && (cd DIR && sha256sum -c MANIFEST)` checks
+    an extraction. Directories, links and devices are not hashed.
+    """
+    result = _build(archive)
+    if fmt is ManifestFormat.json:
+        out(dumps(result))
+    else:
+        out("".join(sha256sum_lines(result.entries)))
+    return 0
+
+
+def verify(
+    archive: ArchiveArgument,
+    manifest_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MANIFEST", help="A manifest from `kcheckpoint manifest` (either format)."
+        ),
+    ],
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-o", help="text, json or jsonl.")
+    ] = OutputFormat.text,
+) -> int:
+    """Check an archive against a manifest: exit 0 when every digest matches, 1 otherwise.
+
+    Differing, missing and extra paths are listed.
+    """
+    expected = _read_manifest(manifest_file)
+    result = _build(archive)
+    mismatches = compare(expected, result)
+    if fmt is OutputFormat.json:
+        out(dumps({"input": result.input, "match": not mismatches, "mismatches": mismatches}))
+    elif fmt is OutputFormat.jsonl:
+        out(
+            "".join(
+                json.dumps({"path": m.path, "status": m.status}, sort_keys=True) + "\n"
+                for m in mismatches
+            )
+        )
+    elif mismatches:
+        out(table(("status", "path"), [[m.status, m.path] for m in mismatches]))
+    else:
+        out(f"OK: {len(result.entries)} files match {manifest_file}\n")
+    return int(ExitCode.NEGATIVE if mismatches else ExitCode.OK)
+
+
+def _build(archive: str) -> Manifest:
+    progress = Progress(archive)
+    try:
+        result = build_manifest(archive, stdin=stdin_for(archive), progress=progress)
+    finally:
+        progress.done()
+    report(result.input, result.problems, [])
+    return result
+
+
+def _read_manifest(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ArchiveNotFound(f"{path}: no such manifest") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the manifest ({exc})") from exc
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+            return {e["path"]: e["sha256"] for e in doc["entries"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FormatError(f"{path}: not a kcheckpoint JSON manifest ({exc})") from exc
+    return parse_sha256sum(text)
