@@ -1,0 +1,1 @@
+"""Helpers for the capture tests: a fake CRI runtime served over real gRPC."""
