@@ -8,7 +8,7 @@ import typer
 
 from kcheckpoint import __version__
 
-from .commands import list_cmd, manifest_cmd, summary_cmd
+from .commands import extract_cmd, list_cmd, manifest_cmd, summary_cmd
 from .output import set_debug, set_quiet
 
 app = typer.Typer(
@@ -54,3 +54,4 @@ app.command("summary", no_args_is_help=True)(summary_cmd.summary)
 app.command("list", no_args_is_help=True)(list_cmd.list_members)
 app.command("manifest", no_args_is_help=True)(manifest_cmd.manifest)
 app.command("verify", no_args_is_help=True)(manifest_cmd.verify)
+app.command("extract", no_args_is_help=True)(extract_cmd.extract)

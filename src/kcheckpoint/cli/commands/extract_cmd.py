@@ -1,0 +1,79 @@
+"""kcheckpoint extract: write members, or files from rootfs-diff.tar, safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kcheckpoint.errors import MemberNotFound
+from kcheckpoint.inspect.extract import ExtractResult, check_output_dir, extract_archive
+from kcheckpoint.inspect.manifest import ManifestEntry, sha256sum_lines
+from kcheckpoint.render.jsonout import dumps, dumps_lines
+
+from ..common import ArchiveArgument, FormatOption, report, stdin_for
+from ..exit_codes import ExitCode
+from ..output import OutputFormat, Progress, error, out, warn
+
+
+def extract(
+    archive: ArchiveArgument,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[MEMBER|PATH]...",
+            help="Members or directories (checkpoint/), or rootfs-diff/PATH for files inside "
+            "rootfs-diff.tar. Default: everything.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output-dir", "-d", help="Where to write (created 0700 if missing).")
+    ] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+    fmt: FormatOption = OutputFormat.text,
+) -> int:
+    """Extract archive members, or files from inside rootfs-diff.tar, safely.
+
+    Names with '..', absolute names and links pointing outside the output directory are refused;
+    nothing is written through a link; existing files are kept unless --force; directories are
+    created 0700 and files 0600, because these bytes may be secrets. Each file is written whole or
+    not at all. Prints what it wrote in sha256sum format (text) or as JSON.
+
+    Exit codes: 0 all written; 3 a selected path is not in the archive or a file exists; 4 the
+    archive holds unsafe members (the others are still extracted).
+    """
+    check_output_dir(output)
+    progress = Progress(archive)
+    try:
+        result = extract_archive(
+            archive, output, paths or [], force=force, stdin=stdin_for(archive), progress=progress
+        )
+    finally:
+        progress.done()
+    report(result.input, result.problems, [])
+    _print(result, fmt)
+    for refused in result.refused:
+        warn(f"refused {refused.path}: {refused.message}")
+    if any(r.reason == "unsafe" for r in result.refused):
+        error(f"{result.input.path}: refused {len(result.refused)} unsafe or existing member(s)")
+        return int(ExitCode.FORMAT)
+    if result.unmatched:
+        exc = MemberNotFound(f"not in the archive: {', '.join(result.unmatched)}")
+        error(exc.message, hint="`kcheckpoint list ARCHIVE` shows every member")
+        return int(ExitCode.INPUT)
+    if result.refused:
+        error(f"refused {len(result.refused)} member(s)", hint="--force overwrites existing files")
+        return int(ExitCode.INPUT)
+    return int(ExitCode.OK)
+
+
+def _print(result: ExtractResult, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        out(dumps(result))
+    elif fmt is OutputFormat.jsonl:
+        out(dumps_lines(result.written))
+    else:
+        files = [ManifestEntry(w.path, w.size, w.sha256 or "") for w in result.written if w.sha256]
+        out("".join(sha256sum_lines(files)))
