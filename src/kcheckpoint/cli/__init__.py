@@ -12,6 +12,7 @@ from kcheckpoint.errors import CaptureError, FormatError, InputError, KCheckpoin
 
 from .exit_codes import ExitCode
 from .output import error, is_debug
+from .report import start_run
 
 
 def exit_code_for(exc: KCheckpointError) -> ExitCode:
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .app import app
 
     args = list(sys.argv[1:] if argv is None else argv)
+    start_run(args)
     try:
         result = app(args=args, prog_name="kcheckpoint", standalone_mode=False)
     except typer.Exit as exc:

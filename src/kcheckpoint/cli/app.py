@@ -10,6 +10,7 @@ from kcheckpoint import __version__
 
 from .commands import extract_cmd, list_cmd, manifest_cmd, summary_cmd
 from .output import set_debug, set_quiet
+from .report import set_no_times
 
 app = typer.Typer(
     name="kcheckpoint",
@@ -45,9 +46,18 @@ def _global(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Hide warnings and progress.")
     ] = False,
+    no_times: Annotated[
+        bool,
+        typer.Option(
+            "--no-times",
+            help="Leave the start and end times out of JSON provenance, so that two reports of "
+            "the same input compare equal byte for byte.",
+        ),
+    ] = False,
 ) -> None:
     set_debug(debug)
     set_quiet(quiet)
+    set_no_times(no_times)
 
 
 app.command("summary", no_args_is_help=True)(summary_cmd.summary)

@@ -22,7 +22,9 @@ FormatOption = Annotated[
         "--format",
         "-o",
         case_sensitive=False,
-        help="Output format: text (tables), json (one document, sorted keys) or jsonl.",
+        help="Output format: text (tables), json (one document with a provenance header, "
+        "sorted keys), jsonl (a record a line), csv, bodyfile (a mactime timeline) or auto "
+        "(text on a terminal, jsonl when piped).",
     ),
 ]
 HashOption = Annotated[
@@ -40,6 +42,13 @@ StrictOption = Annotated[
     bool,
     typer.Option("--strict", help="Treat problems found in the archive as errors (exit 4)."),
 ]
+
+
+def want_hash(hash_input: bool | None, fmt: OutputFormat) -> bool | None:
+    """JSON reports carry the input's SHA-256 in their provenance, so they hash by default."""
+    if hash_input is None and fmt is OutputFormat.json:
+        return True
+    return hash_input
 
 
 def stdin_for(path: str) -> BinaryIO | None:

@@ -15,6 +15,9 @@ class OutputFormat(StrEnum):
     text = "text"
     json = "json"
     jsonl = "jsonl"
+    csv = "csv"
+    bodyfile = "bodyfile"
+    auto = "auto"
 
 
 def set_debug(value: bool) -> None:

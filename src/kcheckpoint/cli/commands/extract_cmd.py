@@ -10,11 +10,12 @@ import typer
 from kcheckpoint.errors import MemberNotFound
 from kcheckpoint.inspect.extract import ExtractResult, check_output_dir, extract_archive
 from kcheckpoint.inspect.manifest import ManifestEntry, sha256sum_lines
-from kcheckpoint.render.jsonout import dumps, dumps_lines
+from kcheckpoint.render.jsonout import dumps_lines
 
 from ..common import ArchiveArgument, FormatOption, report, stdin_for
 from ..exit_codes import ExitCode
 from ..output import OutputFormat, Progress, error, out, warn
+from ..report import json_report
 
 
 def extract(
@@ -71,7 +72,7 @@ def extract(
 
 def _print(result: ExtractResult, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
-        out(dumps(result))
+        out(json_report(result, [result.input]))
     elif fmt is OutputFormat.jsonl:
         out(dumps_lines(result.written))
     else:

@@ -8,11 +8,20 @@ import typer
 
 from kcheckpoint.inspect import list_path
 from kcheckpoint.inspect.model import Listing
-from kcheckpoint.render.jsonout import dumps, dumps_lines
+from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.summary import listing_text
 
-from ..common import FormatOption, HashOption, StrictOption, enforce_strict, report, stdin_for
-from ..output import OutputFormat, Progress, out
+from ..common import (
+    FormatOption,
+    HashOption,
+    StrictOption,
+    enforce_strict,
+    report,
+    stdin_for,
+    want_hash,
+)
+from ..output import OutputFormat, Progress
+from ..report import Report, TimelineEvent, emit, epoch
 
 
 def list_members(
@@ -33,19 +42,74 @@ def list_members(
     progress = Progress(archive)
     try:
         result = list_path(
-            archive, stdin=stdin_for(archive), hash_input=hash_input, progress=progress
+            archive,
+            stdin=stdin_for(archive),
+            hash_input=want_hash(hash_input, fmt),
+            progress=progress,
         )
     finally:
         progress.done()
     report(result.input, result.problems, result.warnings)
     enforce_strict(strict, result.input.path, result.problems)
-    if fmt is OutputFormat.json:
-        out(dumps(result))
-    elif fmt is OutputFormat.jsonl:
-        out(dumps_lines(_records(result)))
-    else:
-        out(listing_text(result))
+    emit(
+        Report(
+            document=to_data(result),
+            inputs=[result.input],
+            text=lambda: listing_text(result),
+            records=_records(result),
+            csv_columns=CSV_COLUMNS,
+            csv_rows=_csv_rows(result),
+            timeline=_timeline(result),
+        ),
+        fmt,
+    )
     return 0
+
+
+CSV_COLUMNS = ("scope", "path", "type", "size", "mode", "mtime", "category", "secrets", "unsafe")
+
+
+def _csv_rows(listing: Listing) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for m in listing.members:
+        rows.append(
+            ["member", m.name, m.type, m.size, m.mode, m.mtime, m.category, m.secrets, m.unsafe]
+        )
+    for f in listing.rootfs.changed:
+        rows.append(
+            ["rootfs-changed", "/" + f.path, f.type, f.size, f.mode, f.mtime, None, None, None]
+        )
+    for d in listing.rootfs.deleted:
+        rows.append(["rootfs-deleted", d.path, None, None, None, None, None, None, None])
+    for n in listing.nested:
+        for e in n.entries:
+            rows.append(
+                [f"nested:{n.member}", e.path, e.type, e.size, e.mode, e.mtime, None, None, None]
+            )
+    return rows
+
+
+def _timeline(listing: Listing) -> list[TimelineEvent]:
+    """Member and rootfs file mtimes, and the container's creation and checkpoint times."""
+    label = listing.input.path
+    events = [
+        TimelineEvent(f"{label}:{m.name}", mtime=epoch(m.mtime), size=m.size, mode=m.mode)
+        for m in listing.members
+    ]
+    events += [
+        TimelineEvent(
+            f"{label}:rootfs-diff:/{f.path}", mtime=epoch(f.mtime), size=f.size, mode=f.mode
+        )
+        for f in listing.rootfs.changed
+    ]
+    c = listing.container
+    if created := epoch(c.created):
+        events.append(TimelineEvent(f"{label}: {c.name or 'container'} created", crtime=created))
+    if checkpointed := epoch(c.checkpointed):
+        events.append(
+            TimelineEvent(f"{label}: {c.name or 'container'} checkpointed", mtime=checkpointed)
+        )
+    return events
 
 
 def _records(listing: Listing) -> list[dict[str, object]]:

@@ -17,12 +17,12 @@ from kcheckpoint.inspect.manifest import (
     parse_sha256sum,
     sha256sum_lines,
 )
-from kcheckpoint.render.jsonout import dumps
 from kcheckpoint.render.text import table
 
 from ..common import ArchiveArgument, report, stdin_for
 from ..exit_codes import ExitCode
 from ..output import OutputFormat, Progress, out
+from ..report import json_report
 
 
 class ManifestFormat(StrEnum):
@@ -47,7 +47,7 @@ def manifest(
     """
     result = _build(archive)
     if fmt is ManifestFormat.json:
-        out(dumps(result))
+        out(json_report(result, [result.input]))
     else:
         out("".join(sha256sum_lines(result.entries)))
     return 0
@@ -73,7 +73,8 @@ def verify(
     result = _build(archive)
     mismatches = compare(expected, result)
     if fmt is OutputFormat.json:
-        out(dumps({"input": result.input, "match": not mismatches, "mismatches": mismatches}))
+        document = {"input": result.input, "match": not mismatches, "mismatches": mismatches}
+        out(json_report(document, [result.input]))
     elif fmt is OutputFormat.jsonl:
         out(
             "".join(

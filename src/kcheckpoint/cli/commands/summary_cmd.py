@@ -11,12 +11,20 @@ import typer
 from kcheckpoint import errors
 from kcheckpoint.inspect import summarize_path
 from kcheckpoint.inspect.model import Summary
-from kcheckpoint.render.jsonout import dumps, dumps_lines
 from kcheckpoint.render.summary import error_row, summary_row, summary_table
 
-from ..common import FormatOption, HashOption, StrictOption, enforce_strict, report, stdin_for
+from ..common import (
+    FormatOption,
+    HashOption,
+    StrictOption,
+    enforce_strict,
+    report,
+    stdin_for,
+    want_hash,
+)
 from ..exit_codes import ExitCode
-from ..output import OutputFormat, Progress, error, out, warn
+from ..output import OutputFormat, Progress, error, warn
+from ..report import Report, TimelineEvent, emit, epoch
 
 
 def expand_paths(paths: list[str]) -> list[str]:
@@ -62,7 +70,10 @@ def summary(
         progress = Progress(path)
         try:
             result = summarize_path(
-                path, stdin=stdin_for(path), hash_input=hash_input, progress=progress
+                path,
+                stdin=stdin_for(path),
+                hash_input=want_hash(hash_input, fmt),
+                progress=progress,
             )
             progress.done()
             report(result.input, result.problems, result.warnings)
@@ -80,13 +91,75 @@ def summary(
         rows.append(_row(path, result, None, None))
         table_rows.append(summary_row(result))
 
-    if fmt is OutputFormat.json:
-        out(dumps({"archives": rows}))
-    elif fmt is OutputFormat.jsonl:
-        out(dumps_lines(rows))
-    elif table_rows:
-        out(summary_table(table_rows))
+    summaries = [r["summary"] for r in rows if isinstance(r["summary"], Summary)]
+    emit(
+        Report(
+            document={"archives": rows},
+            inputs=[s.input for s in summaries],
+            text=lambda: summary_table(table_rows) if table_rows else "",
+            records=rows,
+            csv_columns=CSV_COLUMNS,
+            csv_rows=[_csv_row(r) for r in rows],
+            timeline=[e for s in summaries for e in _timeline(s)],
+        ),
+        fmt,
+    )
     return int(failure or ExitCode.OK)
+
+
+CSV_COLUMNS = (
+    "path",
+    "namespace",
+    "pod",
+    "container",
+    "engine",
+    "image",
+    "created",
+    "checkpointed",
+    "processes",
+    "memory_bytes",
+    "rootfs_changed",
+    "rootfs_deleted",
+    "archive_bytes",
+    "sha256",
+    "error",
+)
+
+
+def _csv_row(row: dict[str, object]) -> list[object]:
+    s = row["summary"]
+    err = row["error"]
+    if not isinstance(s, Summary):
+        message = err.get("message") if isinstance(err, dict) else None
+        return [row["path"], *([None] * (len(CSV_COLUMNS) - 2)), message]
+    c = s.container
+    return [
+        row["path"],
+        c.namespace,
+        c.pod,
+        c.name,
+        c.engine,
+        c.image,
+        c.created,
+        c.checkpointed,
+        s.processes,
+        s.sizes.memory_pages,
+        s.rootfs_changed,
+        s.rootfs_deleted,
+        s.input.size,
+        s.input.sha256,
+        None,
+    ]
+
+
+def _timeline(s: Summary) -> list[TimelineEvent]:
+    who = s.container.name or "container"
+    events = []
+    if created := epoch(s.container.created):
+        events.append(TimelineEvent(f"{s.input.path}: {who} created", crtime=created))
+    if checkpointed := epoch(s.container.checkpointed):
+        events.append(TimelineEvent(f"{s.input.path}: {who} checkpointed", mtime=checkpointed))
+    return events
 
 
 def _row(

@@ -1,0 +1,163 @@
+"""Turn a command's result into the chosen output format, with provenance on JSON reports.
+
+Every command whose output is data builds a :class:`Report` and calls :func:`emit`. Formats:
+text (tables or trees), json (one document with a ``provenance`` header), jsonl (one record a
+line), csv (the table's raw values), bodyfile (a mactime timeline, where the data has times), and
+auto (text on a terminal, jsonl when piped).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+from kcheckpoint import __version__
+from kcheckpoint.inspect.model import InputInfo
+from kcheckpoint.render.jsonout import dumps, dumps_lines, to_data
+
+from .output import OutputFormat, out
+
+_run: dict[str, Any] = {"argv": [], "started": None, "no_times": False}
+
+
+def start_run(argv: Sequence[str]) -> None:
+    """Record the command line and start time of this run (cli.main calls it)."""
+    _run["argv"] = ["kcheckpoint", *argv]
+    _run["started"] = datetime.now(UTC)
+
+
+def set_no_times(value: bool) -> None:
+    _run["no_times"] = value
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None or _run["no_times"]:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """One line of a mactime bodyfile: a path and the times known for it (epoch seconds)."""
+
+    name: str
+    mtime: int | None = None
+    atime: int | None = None
+    ctime: int | None = None
+    crtime: int | None = None
+    size: int = 0
+    mode: str = "0"
+
+
+@dataclass
+class Report:
+    """A command's data, ready for any format."""
+
+    #: The JSON document (a dict whose values are model objects or plain values).
+    document: dict[str, Any]
+    #: Inputs the report is about, for the provenance header.
+    inputs: Sequence[InputInfo]
+    #: Human text for --format text.
+    text: Callable[[], str]
+    #: JSON Lines records; defaults to none.
+    records: Iterable[Any] = ()
+    #: CSV: column names and rows of raw values.
+    csv_columns: Sequence[str] = ()
+    csv_rows: Iterable[Sequence[Any]] = ()
+    #: Timeline events for --format bodyfile; None when the data has no times.
+    timeline: Iterable[TimelineEvent] | None = None
+    #: Extra provenance fields, e.g. the rule-set digest of a secret scan.
+    extra_provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def provenance(inputs: Sequence[InputInfo], extra: dict[str, Any]) -> dict[str, Any]:
+    """Who made this report, from what, and when (times left out under --no-times)."""
+    data: dict[str, Any] = {
+        "tool": "kcheckpoint",
+        "version": __version__,
+        "command": list(_run["argv"]),
+        "started": _iso(_run["started"]),
+        "finished": _iso(datetime.now(UTC)),
+        "inputs": [
+            {"path": i.path, "size": i.size, "compression": i.compression, "sha256": i.sha256}
+            for i in inputs
+        ],
+    }
+    data.update(extra)
+    return data
+
+
+def json_report(
+    document: Any, inputs: Sequence[InputInfo], extra: dict[str, Any] | None = None
+) -> str:
+    """A JSON document with the provenance header added."""
+    data = to_data(document)
+    data["provenance"] = provenance(inputs, extra or {})
+    return dumps(data)
+
+
+def resolve_format(fmt: OutputFormat) -> OutputFormat:
+    """``auto`` is text on a terminal and jsonl when stdout is piped or redirected."""
+    if fmt is OutputFormat.auto:
+        return OutputFormat.text if sys.stdout.isatty() else OutputFormat.jsonl
+    return fmt
+
+
+def emit(report: Report, fmt: OutputFormat) -> None:
+    """Write the report to stdout in the chosen format."""
+    fmt = resolve_format(fmt)
+    if fmt is OutputFormat.json:
+        out(json_report(report.document, report.inputs, report.extra_provenance))
+    elif fmt is OutputFormat.jsonl:
+        out(dumps_lines(report.records))
+    elif fmt is OutputFormat.csv:
+        out(to_csv(report.csv_columns, report.csv_rows))
+    elif fmt is OutputFormat.bodyfile:
+        if report.timeline is None:
+            raise typer.BadParameter(
+                "this command's output has no times; bodyfile is not available"
+            )
+        out(to_bodyfile(report.timeline))
+    else:
+        out(report.text())
+
+
+def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """RFC 4180 CSV with a header row; None is an empty cell."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+def to_bodyfile(events: Iterable[TimelineEvent]) -> str:
+    """The Sleuth Kit bodyfile for mactime (3.x).
+
+    Each line: MD5|name|inode|mode|UID|GID|size|atime|mtime|ctime|crtime.
+    """
+    lines = []
+    for e in events:
+        name = e.name.replace("|", "\\|")
+        times = [e.atime, e.mtime, e.ctime, e.crtime]
+        fields = ["0", name, "0", e.mode, "0", "0", str(e.size), *[str(t or 0) for t in times]]
+        lines.append("|".join(fields) + "\n")
+    return "".join(lines)
+
+
+def epoch(iso: str | None) -> int | None:
+    """An ISO 8601 UTC time as epoch seconds."""
+    if not iso:
+        return None
+    try:
+        return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None
