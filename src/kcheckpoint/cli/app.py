@@ -8,7 +8,7 @@ import typer
 
 from kcheckpoint import __version__
 
-from .commands import extract_cmd, list_cmd, manifest_cmd, summary_cmd
+from .commands import extract_cmd, inspect_cmd, list_cmd, manifest_cmd, summary_cmd
 from .output import set_debug, set_quiet
 from .report import set_no_times
 
@@ -65,3 +65,4 @@ app.command("list", no_args_is_help=True)(list_cmd.list_members)
 app.command("manifest", no_args_is_help=True)(manifest_cmd.manifest)
 app.command("verify", no_args_is_help=True)(manifest_cmd.verify)
 app.command("extract", no_args_is_help=True)(extract_cmd.extract)
+app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect)

@@ -1,0 +1,123 @@
+"""One archive -> an ``Inspection``: the process tree with argv and env, files, sockets, mounts,
+namespaces, dump statistics, and the problems the images show.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from kcheckpoint.inspect.engines import container_of, parse_metadata
+from kcheckpoint.inspect.model import Problem
+from kcheckpoint.inspect.scan import ArchiveScan, MemberHook, scan_archive
+from kcheckpoint.inspect.source import ProgressCallback
+from kcheckpoint.inspect.summary import secrets_warning, sizes_of
+
+from . import system
+from .decode import ProcessDecoder, ReadMemory
+from .imageset import PREFIX, ImageSet
+from .model import Inspection, Metadata, Process
+
+
+def image_set(scan: ArchiveScan) -> ImageSet:
+    """The checkpoint/ images of a scan (read with ``read_images=True``) and stats-dump."""
+    files = {n[len(PREFIX) :]: d for n, d in scan.images.items() if n.startswith(PREFIX)}
+    if "stats-dump" in scan.blobs:
+        files["stats-dump"] = scan.blobs["stats-dump"]
+    members = {
+        m.name[len(PREFIX) :]: m.size
+        for m in scan.members
+        if m.name.startswith(PREFIX) and m.type == "file" and "/" not in m.name[len(PREFIX) :]
+    }
+    if "stats-dump" in files:
+        members["stats-dump"] = len(files["stats-dump"])
+    return ImageSet(files, members=members)
+
+
+def process_list(
+    scan: ArchiveScan, read_memory: ReadMemory | None = None, *, show_secrets: bool = False
+) -> tuple[list[Process], list[Problem]]:
+    """Only the process tree of a scan (used by ``summary``)."""
+    images = image_set(scan)
+    decoder = ProcessDecoder(images, read_memory, show_secrets=show_secrets)
+    procs = decoder.processes()
+    return procs, [*images.problems, *decoder.problems]
+
+
+def inspect_scan(
+    scan: ArchiveScan,
+    read_memory: ReadMemory | None = None,
+    *,
+    show_secrets: bool = False,
+    extra_problems: list[Problem] | None = None,
+) -> Inspection:
+    """Decode every CRIU image of a scanned archive into an Inspection."""
+    meta = parse_metadata(scan.blobs)
+    images = image_set(scan)
+    decoder = ProcessDecoder(images, read_memory, show_secrets=show_secrets)
+    procs = decoder.processes()
+    stale, stale_problems = system.unreferenced(images, procs)
+    ann = meta.annotations
+    container = container_of(meta, scan.names)
+    sizes = sizes_of(scan)
+    problems = [
+        *scan.problems,
+        *meta.problems,
+        *images.problems,
+        *decoder.problems,
+        *stale_problems,
+        *(extra_problems or []),
+    ]
+    return Inspection(
+        input=scan.input,
+        container=container,
+        sizes=sizes,
+        metadata=Metadata(
+            pod=container.pod,
+            namespace=container.namespace,
+            annotations=dict(sorted(ann.items())),
+            spec_env_names=[e.partition("=")[0] for e in meta.env],
+        ),
+        inventory=system.inventory(images),
+        processes=procs,
+        sockets=system.sockets(images, procs),
+        mounts=system.mounts(images, procs),
+        spec_mounts=system.spec_mounts(meta.spec),
+        stats=system.dump_stats(images),
+        namespaces=system.namespaces(images, procs),
+        unreferenced_images=stale,
+        problems=problems,
+        warnings=secrets_warning(len(procs), sizes.memory_pages),
+    )
+
+
+def inspect_path(
+    path: str | os.PathLike[str],
+    *,
+    stdin: BinaryIO | None = None,
+    show_secrets: bool = False,
+    read_memory: bool = True,
+    hash_input: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> Inspection:
+    """Scan one archive in one pass and inspect it."""
+    hook: MemberHook | None = None
+    reader: ReadMemory | None = None
+    problems: list[Problem] = []
+    backend = _memory_backend() if read_memory else None
+    if backend is not None:
+        hook, reader = backend
+    scan = scan_archive(
+        path,
+        stdin=stdin,
+        hash_input=hash_input,
+        progress=progress,
+        read_images=True,
+        on_member=hook,
+    )
+    return inspect_scan(scan, reader, show_secrets=show_secrets, extra_problems=problems)
+
+
+def _memory_backend() -> tuple[MemberHook, ReadMemory] | None:
+    """The memory reader for argv and env (kcheckpoint.inspect.criu.memory), when present."""
+    return None

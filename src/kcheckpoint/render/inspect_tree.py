@@ -1,0 +1,283 @@
+"""Render an ``Inspection`` as a tree (the default of ``kcheckpoint inspect``) or as JSON data."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from kcheckpoint.inspect.criu.model import Inspection, Process
+
+from .jsonout import to_data
+from .text import ABSENT, size
+
+SECTIONS = ("ps_tree", "files", "sockets", "mounts", "stats", "metadata", "env", "namespaces")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which sections to show; files, sockets and env imply the process tree."""
+
+    ps_tree: bool = True
+    files: bool = False
+    sockets: bool = False
+    mounts: bool = False
+    stats: bool = False
+    metadata: bool = False
+    env: bool = False
+    namespaces: bool = False
+
+    @classmethod
+    def of(cls, *, all_: bool = False, **flags: bool) -> Selection:
+        if all_:
+            return cls(**{s: True for s in SECTIONS})
+        chosen = {k: v for k, v in flags.items() if v}
+        if not chosen:
+            return cls()
+        sel = {s: bool(flags.get(s)) for s in SECTIONS}
+        if sel["files"] or sel["sockets"] or sel["env"]:
+            sel["ps_tree"] = True
+        return cls(**sel)
+
+
+def subtree(procs: list[Process], pid: int) -> list[Process]:
+    """The process ``pid`` and its descendants, in tree order; empty when it is absent."""
+    by_pid = {p.pid: p for p in procs}
+    if pid not in by_pid:
+        return []
+    keep: list[Process] = []
+    stack = [pid]
+    while stack:
+        p = by_pid[stack.pop()]
+        keep.append(p)
+        stack.extend(reversed([c for c in p.children if c in by_pid]))
+    return keep
+
+
+def limit_to(result: Inspection, pid: int) -> Inspection:
+    """The inspection with processes (and the sockets they hold) cut to one subtree."""
+    procs = subtree(result.processes, pid)
+    pids = {str(p.pid) for p in procs}
+    socks = [s for s in result.sockets if any(h.split(":")[0] in pids for h in s.holders)]
+    return replace(result, processes=procs, sockets=socks)
+
+
+def json_data(result: Inspection, sel: Selection) -> dict[str, Any]:
+    """The JSON document: every key always present, unselected sections null."""
+    data: dict[str, Any] = to_data(result)
+    if not sel.ps_tree:
+        data["processes"] = None
+    else:
+        for p in data["processes"]:
+            if not sel.env:
+                p["env"] = None
+            if not sel.files:
+                p["files"] = None
+    for key, on in (
+        ("sockets", sel.sockets),
+        ("mounts", sel.mounts),
+        ("spec_mounts", sel.mounts),
+        ("stats", sel.stats),
+        ("metadata", sel.metadata),
+        ("namespaces", sel.namespaces),
+    ):
+        if not on:
+            data[key] = None
+    return data
+
+
+class _Tree:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def node(self, label: str, children: Iterable[Any], prefix: str = "") -> None:
+        kids = list(children)
+        for i, kid in enumerate(kids):
+            last = i == len(kids) - 1
+            text, grand = kid if isinstance(kid, tuple) else (kid, [])
+            self.lines.append(prefix + ("└── " if last else "├── ") + text)
+            self.node(text, grand, prefix + ("    " if last else "│   "))
+
+
+def _us(value: int | None) -> str:
+    if value is None:
+        return ABSENT
+    if value < 1000:
+        return f"{value} µs"
+    if value < 1_000_000:
+        return f"{value / 1000:.3f} ms"
+    return f"{value / 1_000_000:.3f} s"
+
+
+def command_of(p: Process) -> str:
+    if p.cmdline:
+        return shlex.join(p.cmdline)
+    return p.comm or ABSENT
+
+
+def _process_node(p: Process, by_pid: dict[int, Process], sel: Selection) -> tuple[str, list[Any]]:
+    state = "" if p.state == "alive" else f" ({p.state})"
+    label = f"[{p.pid}{state}]  {command_of(p)}"
+    kids: list[Any] = []
+    if p.cmdline is not None and p.comm:
+        kids.append(f"comm: {p.comm}")
+    if p.exe:
+        kids.append(f"exe: {p.exe}")
+    if p.creds is not None:
+        c = p.creds
+        kids.append(f"uid/gid: {c.uid}/{c.gid} (euid {c.euid}, egid {c.egid})")
+        kids.append(f"capabilities: {', '.join(c.cap_effective) or 'none'}")
+    if p.memory is not None:
+        m = p.memory
+        kids.append(
+            f"memory: {m.present_pages} pages ({size(m.present_pages * m.page_size)}) "
+            f"in pages-{m.pages_id}.img, {m.vmas} mappings"
+        )
+    if len(p.threads) > 1:
+        kids.append(f"threads: {', '.join(str(t) for t in p.threads)}")
+    if sel.env:
+        if p.env is None:
+            kids.append("Environment variables: not available")
+        else:
+            kids.append(
+                (
+                    "Environment variables",
+                    [f"{e.name}=" + ("<redacted>" if e.redacted else e.value or "") for e in p.env],
+                )
+            )
+    if sel.files:
+        kids.append(
+            (
+                "Open files",
+                [
+                    f"[{f.fd}]  {f.description}"
+                    if f.fd in ("cwd", "root")
+                    else f"[{f.type} {f.fd}]  {f.description}"
+                    for f in p.files
+                ],
+            )
+        )
+    for child in p.children:
+        if child in by_pid:
+            kids.append(_process_node(by_pid[child], by_pid, sel))
+    return label, kids
+
+
+def tree_text(result: Inspection, sel: Selection) -> str:
+    """The whole inspection as an indented tree, checkpointctl style."""
+    c = result.container
+    root: list[Any] = []
+    for label, value in (
+        ("Engine", c.engine),
+        ("Image", c.image),
+        ("ID", c.id),
+        ("Runtime", c.runtime),
+        ("Created", c.created),
+        ("Checkpointed", c.checkpointed),
+        ("Pod", c.pod),
+        ("Namespace", c.namespace),
+        ("IP", c.ip),
+    ):
+        if value:
+            root.append(f"{label}: {value}")
+    s = result.sizes
+    root.append(
+        (
+            f"Checkpoint size: {size(s.checkpoint)}",
+            [f"Memory pages size: {size(s.memory_pages)}"],
+        )
+    )
+    if s.rootfs_diff:
+        root.append(f"Root FS diff size: {size(s.rootfs_diff)}")
+    if result.inventory is not None:
+        inv = result.inventory
+        bits = [f"image version {inv.img_version}"]
+        if inv.criu_version_hint:
+            bits.append(f"CRIU {inv.criu_version_hint}")
+        root.append("CRIU: " + ", ".join(bits))
+    if sel.stats:
+        st = result.stats
+        if st is None:
+            root.append("CRIU dump statistics: not available")
+        else:
+            root.append(
+                (
+                    "CRIU dump statistics",
+                    [
+                        f"Freezing time: {_us(st.freezing_time_us)}",
+                        f"Frozen time: {_us(st.frozen_time_us)}",
+                        f"Memdump time: {_us(st.memdump_time_us)}",
+                        f"Memwrite time: {_us(st.memwrite_time_us)}",
+                        f"Pages scanned: {st.pages_scanned}",
+                        f"Pages written: {st.pages_written}",
+                    ],
+                )
+            )
+    if sel.metadata:
+        m = result.metadata
+        root.append(
+            (
+                "Metadata",
+                [
+                    f"Pod name: {m.pod or ABSENT}",
+                    f"Kubernetes namespace: {m.namespace or ABSENT}",
+                    f"Environment names (spec.dump): {', '.join(m.spec_env_names) or ABSENT}",
+                    ("Annotations", [f"{k}: {v}" for k, v in m.annotations.items()]),
+                ],
+            )
+        )
+    if sel.ps_tree:
+        by_pid = {p.pid: p for p in result.processes}
+        tops = [p for p in result.processes if p.ppid not in by_pid]
+        root.append(("Process tree", [_process_node(p, by_pid, sel) for p in tops]))
+    if sel.sockets:
+        rows = []
+        for sk in result.sockets:
+            what = f"{sk.family.upper()} {sk.protocol or ''} ({sk.type}, {sk.state or ABSENT})"
+            ends = sk.local or ABSENT
+            if sk.peer:
+                ends += f" -> {sk.peer}"
+            bufs = f"↑ {size(sk.send_buf)} ↓ {size(sk.recv_buf)}"
+            rows.append(
+                f"[{' '.join(what.split())}]  {ends}  ({bufs})  held by {', '.join(sk.holders)}"
+            )
+        root.append(("Sockets", rows))
+    if sel.namespaces:
+        rows = []
+        for ns in result.namespaces:
+            detail = ", ".join(f"{k}={v}" for k, v in ns.details.items())
+            where = ns.image or "not dumped (external)"
+            rows.append(
+                f"{ns.kind} {ns.id}: pids {ns.pids} ({where}){' ' + detail if detail else ''}"
+            )
+        root.append(("Namespaces", rows))
+    if sel.mounts:
+        root.append(
+            (
+                "Mounts (CRIU)",
+                [
+                    (
+                        f"{m.mountpoint}",
+                        [f"Type: {m.fstype}", f"Source: {m.source}", f"Flags: {m.flags}"],
+                    )
+                    for m in result.mounts
+                ],
+            )
+        )
+        root.append(
+            (
+                "Mounts (OCI spec)",
+                [
+                    (f"Destination: {m.destination}", [f"Type: {m.type}", f"Source: {m.source}"])
+                    for m in result.spec_mounts
+                ],
+            )
+        )
+    if result.problems:
+        root.append(("Problems", [f"{p.source}: {p.kind}: {p.message}" for p in result.problems]))
+    tree = _Tree()
+    title = c.name or "Container"
+    tree.lines.append(f"{title}  ({result.input.path})")
+    tree.node(title, root)
+    return "\n".join(tree.lines) + "\n"
