@@ -26,6 +26,7 @@
         ├── CheckpointUnsupported    the runtime has no checkpoint support
         ├── CheckpointTimeout
         ├── CheckpointFailed         any other runtime failure (keeps the gRPC code)
+        ├── ServiceBusy              the capture service is at its concurrency limit
         └── TransferError            a download failed or did not verify
 
 Low-level exceptions are translated once, where they happen, with ``raise ... from``. None of
@@ -151,6 +152,14 @@ class CheckpointFailed(CaptureError):
     def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.code = code
+
+
+class ServiceBusy(CaptureError):
+    """The capture service already runs as many checkpoints as it allows (HTTP 429)."""
+
+    def __init__(self, message: str, *, retry_after: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
 
 
 class TransferError(CaptureError):

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from kcheckpoint._proto.cri import api_pb2
 from kcheckpoint.capture.demo import (
     FakeContainer,
     FakePod,
@@ -37,11 +38,15 @@ class ScriptedRuntime(FakeRuntimeService):
         self.delay = 0.0
         self.partial_then: tuple[grpc.StatusCode, str] | None = None
         self.mode = 0o600
+        self.write_nothing = False
         self.active = 0
         self.max_active = 0
         self._count_lock = threading.Lock()
+        #: every RPC received, by method name
+        self.calls: list[str] = []
 
     def _maybe_fail(self, method: str, context: Any) -> None:
+        self.calls.append(method)
         if method in self.fail:
             code, details = self.fail[method]
             context.abort(code, details)
@@ -58,7 +63,12 @@ class ScriptedRuntime(FakeRuntimeService):
         self._maybe_fail("ListContainers", context)
         return super().ListContainers(request, context)
 
+    def ContainerStatus(self, request: Any, context: Any) -> Any:
+        self._maybe_fail("ContainerStatus", context)
+        return super().ContainerStatus(request, context)
+
     def CheckpointContainer(self, request: Any, context: Any) -> Any:
+        self.calls.append("CheckpointContainer")
         with self._count_lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -74,7 +84,10 @@ class ScriptedRuntime(FakeRuntimeService):
                 os.write(fd, PAYLOAD[:100])
                 os.close(fd)
                 time.sleep(self.delay)
-            self._maybe_fail("CheckpointContainer", context)
+            if "CheckpointContainer" in self.fail:
+                context.abort(*self.fail["CheckpointContainer"])
+            if self.write_nothing:
+                return api_pb2.CheckpointContainerResponse()
             result = super().CheckpointContainer(request, context)
             if self.mode != 0o600:
                 os.chmod(request.location, self.mode)
