@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 from kcheckpoint.inspect.scan import scan_archive
+from kcheckpoint.inspect.source import open_input
 
 from .conftest import PODMAN_T1
 
@@ -23,7 +24,10 @@ def fixture_images(path: Path = PODMAN_T1) -> dict[str, bytes]:
 
 def extract(path: Path, dest: Path) -> Path:
     """Extract the small members of an archive (not pages) for crit; returns the directory."""
-    with tarfile.open(path) as tf:
-        members = [m for m in tf.getmembers() if m.isfile() and "/pages-" not in m.name]
-        tf.extractall(dest, members=members, filter="data")
+    with open_input(path, hash_input=False) as src:
+        src.stream.seek(0) if src.seekable else None
+        with tarfile.open(fileobj=src.stream, mode="r|") as tf:
+            for m in tf:
+                if m.isfile() and "/pages-" not in m.name:
+                    tf.extract(m, dest, filter="data")
     return dest

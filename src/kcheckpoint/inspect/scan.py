@@ -44,6 +44,8 @@ _PAGES_RE = re.compile(r"^checkpoint/(?:amdgpu-)?pages-[^/]*\.img$")
 
 #: Called for members the scan does not keep (pages, logs); may read the entry while called.
 MemberHook = Callable[[Entry], None]
+#: Called with (member name, bytes) for each CRIU image as it is read (read_images=True).
+ImageHook = Callable[[str, bytes], None]
 
 
 @dataclass
@@ -71,6 +73,7 @@ def scan_archive(
     progress: ProgressCallback | None = None,
     read_images: bool = False,
     on_member: MemberHook | None = None,
+    on_image: ImageHook | None = None,
 ) -> ArchiveScan:
     """Scan an archive in one pass.
 
@@ -86,7 +89,7 @@ def scan_archive(
             entries = walk_stream(src.stream, label, src.compression)
         scan = ArchiveScan(InputInfo(label, src.size, src.compression, "", None))
         for entry in entries:
-            _visit(scan, entry, read_images, on_member)
+            _visit(scan, entry, read_images, on_member, on_image)
         if src.seekable:
             digest = _hash_file(src.stream) if hash_input else None
             mode = "seekable"
@@ -104,7 +107,11 @@ def _hash_file(file: BinaryIO) -> str:
 
 
 def _visit(
-    scan: ArchiveScan, entry: Entry, read_images: bool, on_member: MemberHook | None
+    scan: ArchiveScan,
+    entry: Entry,
+    read_images: bool,
+    on_member: MemberHook | None,
+    on_image: ImageHook | None = None,
 ) -> None:
     member = entry.member
     scan.members.append(member)
@@ -124,6 +131,8 @@ def _visit(
         scan.nested.append(_read_nested(entry, "tmpfs", int(match.group(1)), scan.problems))
     elif read_images and _IMAGE_RE.match(name) and not _PAGES_RE.match(name):
         scan.images[name] = entry.read_all(SMALL_LIMIT)
+        if on_image is not None:
+            on_image(name, scan.images[name])
     elif on_member is not None:
         on_member(entry)
 

@@ -9,11 +9,12 @@ from typing import BinaryIO
 
 from kcheckpoint.inspect.engines import container_of, parse_metadata
 from kcheckpoint.inspect.model import Problem
-from kcheckpoint.inspect.scan import ArchiveScan, MemberHook, scan_archive
+from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
 from kcheckpoint.inspect.source import ProgressCallback
 from kcheckpoint.inspect.summary import secrets_warning, sizes_of
 
 from . import system
+from .args import ArgsReader
 from .decode import ProcessDecoder, ReadMemory
 from .imageset import PREFIX, ImageSet
 from .model import Inspection, Metadata, Process
@@ -101,23 +102,19 @@ def inspect_path(
     progress: ProgressCallback | None = None,
 ) -> Inspection:
     """Scan one archive in one pass and inspect it."""
-    hook: MemberHook | None = None
-    reader: ReadMemory | None = None
-    problems: list[Problem] = []
-    backend = _memory_backend() if read_memory else None
-    if backend is not None:
-        hook, reader = backend
+    args = ArgsReader() if read_memory else None
     scan = scan_archive(
         path,
         stdin=stdin,
         hash_input=hash_input,
         progress=progress,
         read_images=True,
-        on_member=hook,
+        on_member=args.on_member if args else None,
+        on_image=args.on_image if args else None,
     )
-    return inspect_scan(scan, reader, show_secrets=show_secrets, extra_problems=problems)
-
-
-def _memory_backend() -> tuple[MemberHook, ReadMemory] | None:
-    """The memory reader for argv and env (kcheckpoint.inspect.criu.memory), when present."""
-    return None
+    return inspect_scan(
+        scan,
+        args.read if args else None,
+        show_secrets=show_secrets,
+        extra_problems=args.problems if args else None,
+    )
