@@ -22,7 +22,7 @@ from kcheckpoint.errors import CorruptArchive, FormatError, NotAnArchive, Trunca
 
 from .source import translate_decompression_errors
 
-_STREAM_BUFSIZE = 64 << 10
+_STREAM_BUFSIZE = 1 << 20
 
 _TYPES = {
     tarfile.REGTYPE: "file",

@@ -14,8 +14,10 @@ import hashlib
 import io
 import lzma
 import os
+import queue
 import stat
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -85,6 +87,43 @@ def looks_like_tar(block: bytes) -> bool:
     return stored == unsigned
 
 
+class _BackgroundHash:
+    """SHA-256 computed in a worker thread, so that hashing overlaps decompression.
+
+    hashlib releases the GIL for large updates, so on two cores the digest is nearly free. The
+    queue is bounded: at most a few chunks wait, whatever the input size.
+    """
+
+    _DIRECT = 64 << 10  # smaller updates are hashed inline; handing them over costs more
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread: threading.Thread | None = None
+
+    def update(self, data: memoryview) -> None:
+        if len(data) < self._DIRECT and self._thread is None:
+            self._sha.update(data)
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="kcheckpoint-sha256", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(bytes(data))
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._sha.update(chunk)
+
+    def hexdigest(self) -> str:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        return self._sha.hexdigest()
+
+
 class HashingReader(io.RawIOBase):
     """A forward-only reader that hashes and counts every byte it passes on."""
 
@@ -98,7 +137,7 @@ class HashingReader(io.RawIOBase):
     ) -> None:
         super().__init__()
         self._raw = raw
-        self._sha = hashlib.sha256() if hash_input else None
+        self._sha = _BackgroundHash() if hash_input else None
         self.count = 0
         self._total = total
         self._progress = progress
