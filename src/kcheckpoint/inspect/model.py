@@ -133,13 +133,16 @@ class Summary:
     input: InputInfo
     container: Container
     sizes: Sizes
-    #: Processes in the dump (pstree entries when decoded, else the count of core-*.img).
+    #: Processes in the dump: pstree.img entries (threads not counted); without a readable
+    #: pstree.img, the count of core-*.img.
     processes: int
     rootfs_changed: int
     rootfs_deleted: int
     members: int
     problems: list[Problem]
     warnings: list[SecretsWarning]
+    #: The root process's command line, read from its memory (its comm when memory is absent).
+    main_command: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

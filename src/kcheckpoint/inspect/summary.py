@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .engines import container_of, iso_time, parse_metadata
 from .members import CORE_RE, PAGES_RE, category, secret_reason
-from .model import Listing, Member, SecretsWarning, Sizes, Summary
+from .model import Listing, Member, Problem, SecretsWarning, Sizes, Summary
 from .scan import ArchiveScan, scan_archive
 from .source import ProgressCallback
+
+if TYPE_CHECKING:
+    from .criu.decode import ReadMemory
 
 
 def sizes_of(scan: ArchiveScan) -> Sizes:
@@ -39,11 +42,24 @@ def secrets_warning(processes: int, memory_bytes: int) -> list[SecretsWarning]:
     return [SecretsWarning(processes=processes, memory_bytes=memory_bytes, message=message)]
 
 
-def summarize(scan: ArchiveScan) -> Summary:
-    """The one-line summary of a scanned archive."""
+def summarize(scan: ArchiveScan, read_memory: ReadMemory | None = None) -> Summary:
+    """The one-line summary of a scanned archive.
+
+    With CRIU images in the scan (``read_images=True``), processes are counted from pstree.img
+    and the main command is the root process's command line (read through ``read_memory``).
+    """
+    from .criu.checkpoint import main_command, process_list
+
     meta = parse_metadata(scan.blobs)
     sizes = sizes_of(scan)
     processes = process_count(scan)
+    command = None
+    tree_problems: list[Problem] = []
+    if scan.images:
+        procs, tree_problems = process_list(scan, read_memory)
+        if procs:
+            processes = len(procs)
+            command = main_command(procs)
     return Summary(
         input=scan.input,
         container=container_of(meta, scan.names),
@@ -52,8 +68,9 @@ def summarize(scan: ArchiveScan) -> Summary:
         rootfs_changed=sum(1 for f in scan.rootfs.changed if f.type != "dir"),
         rootfs_deleted=len(scan.rootfs.deleted),
         members=len(scan.members),
-        problems=[*scan.problems, *meta.problems],
+        problems=[*scan.problems, *meta.problems, *tree_problems],
         warnings=secrets_warning(processes, sizes.memory_pages),
+        main_command=command,
     )
 
 
@@ -93,8 +110,20 @@ def summarize_path(
     hash_input: bool | None = None,
     progress: ProgressCallback | None = None,
 ) -> Summary:
-    """Scan and summarise one archive."""
-    return summarize(scan_archive(path, stdin=stdin, hash_input=hash_input, progress=progress))
+    """Scan and summarise one archive (reading only the memory that holds argv)."""
+    from .criu.args import ArgsReader
+
+    args = ArgsReader()
+    scan = scan_archive(
+        path,
+        stdin=stdin,
+        hash_input=hash_input,
+        progress=progress,
+        read_images=True,
+        on_member=args.on_member,
+        on_image=args.on_image,
+    )
+    return summarize(scan, args.read)
 
 
 def list_path(

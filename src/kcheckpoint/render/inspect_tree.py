@@ -257,10 +257,7 @@ def tree_text(result: Inspection, sel: Selection) -> str:
             (
                 "Mounts (CRIU)",
                 [
-                    (
-                        f"{m.mountpoint}",
-                        [f"Type: {m.fstype}", f"Source: {m.source}", f"Flags: {m.flags}"],
-                    )
+                    f"{m.mountpoint}  type {m.fstype}, source {m.source or ABSENT}, {m.flags}"
                     for m in result.mounts
                 ],
             )
@@ -269,7 +266,7 @@ def tree_text(result: Inspection, sel: Selection) -> str:
             (
                 "Mounts (OCI spec)",
                 [
-                    (f"Destination: {m.destination}", [f"Type: {m.type}", f"Source: {m.source}"])
+                    f"{m.destination}  type {m.type or ABSENT}, source {m.source or ABSENT}"
                     for m in result.spec_mounts
                 ],
             )

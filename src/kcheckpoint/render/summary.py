@@ -16,6 +16,7 @@ SUMMARY_HEADERS = (
     "image",
     "checkpointed",
     "processes",
+    "command",
     "memory",
     "rootfs changes",
     "size",
@@ -38,11 +39,18 @@ def summary_row(s: Summary) -> list[str]:
         c.image or ABSENT,
         when or ABSENT,
         str(s.processes),
+        _short(s.main_command),
         size(s.sizes.memory_pages),
         changes,
         size(archive_size),
         s.input.path,
     ]
+
+
+def _short(command: str | None, width: int = 40) -> str:
+    if not command:
+        return ABSENT
+    return command if len(command) <= width else command[: width - 1] + "…"
 
 
 def error_row(path: str, message: str) -> list[str]:

@@ -5,6 +5,7 @@ namespaces, dump statistics, and the problems the images show.
 from __future__ import annotations
 
 import os
+import shlex
 from typing import BinaryIO
 
 from kcheckpoint.inspect.engines import container_of, parse_metadata
@@ -43,6 +44,16 @@ def process_list(
     decoder = ProcessDecoder(images, read_memory, show_secrets=show_secrets)
     procs = decoder.processes()
     return procs, [*images.problems, *decoder.problems]
+
+
+def main_command(procs: list[Process]) -> str | None:
+    """The root process's command line (shell-quoted), or its comm without one."""
+    if not procs:
+        return None
+    root = procs[0]
+    if root.cmdline:
+        return shlex.join(root.cmdline)
+    return root.comm
 
 
 def inspect_scan(

@@ -145,35 +145,39 @@ def namespaces(images: ImageSet, processes: Iterable[Process]) -> list[Namespace
     for p in processes:
         for kind, ns_id in p.namespaces.items():
             members.setdefault((kind, ns_id), []).append(p.pid)
+    timens = sorted(n for n in images.files if n.startswith("timens-"))
     out = []
     for (kind, ns_id), pids in sorted(members.items()):
         pattern = _NS_IMAGES.get(kind)
         image = pattern.format(ns_id) if pattern else None
         if image is not None and not images.has(image):
             image = None
-        details: dict[str, str] = {}
-        if kind == "uts" and image:
-            uts = images.first(image)
-            if uts is not None:
-                details = {
-                    "hostname": text(uts.nodename) or "",
-                    "domainname": text(uts.domainname) or "",
-                }
-        out.append(Namespace(kind=kind, id=ns_id, pids=sorted(pids), image=image, details=details))
-    # timens images are keyed 0 in practice; report each one found.
-    for n in sorted(images.files):
-        if n.startswith("timens-"):
-            t = images.first(n)
-            if t is None:
-                continue
-            details = {
-                "monotonic_offset": f"{t.monotonic.tv_sec}.{t.monotonic.tv_nsec:09d}",
-                "boottime_offset": f"{t.boottime.tv_sec}.{t.boottime.tv_nsec:09d}",
-            }
-            out.append(
-                Namespace(kind="time-offsets", id=int(n[7:-4]), pids=[], image=n, details=details)
+        if kind == "time" and image is None and len(timens) == 1:
+            image = timens[0]  # CRIU keys the one time namespace image 0, not by its id
+        out.append(
+            Namespace(
+                kind=kind,
+                id=ns_id,
+                pids=sorted(pids),
+                image=image,
+                details=_details(images, kind, image),
             )
+        )
     return out
+
+
+def _details(images: ImageSet, kind: str, image: str | None) -> dict[str, str]:
+    entry = images.first(image) if image else None
+    if entry is None:
+        return {}
+    if kind == "uts":
+        return {"hostname": text(entry.nodename) or "", "domainname": text(entry.domainname) or ""}
+    if kind == "time":
+        return {
+            "monotonic_offset": f"{entry.monotonic.tv_sec}.{entry.monotonic.tv_nsec:09d}",
+            "boottime_offset": f"{entry.boottime.tv_sec}.{entry.boottime.tv_nsec:09d}",
+        }
+    return {}
 
 
 def sockets(images: ImageSet, processes: Iterable[Process]) -> list[Socket]:
