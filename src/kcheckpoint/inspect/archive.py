@@ -162,12 +162,11 @@ class _ForwardReader(io.RawIOBase):
         if want <= 0:
             return 0
         with translate_tar_errors(self._label):
-            data = self._inner.read(want)
-        if len(data) < want:
+            n = self._inner.readinto(view[:want])  # type: ignore[attr-defined]
+        if not n:
             raise TruncatedArchive(f"{self._label}: member data ends early")
-        view[: len(data)] = data
-        self._left -= len(data)
-        return len(data)
+        self._left -= n
+        return int(n)
 
 
 class MemberReader(io.RawIOBase):
