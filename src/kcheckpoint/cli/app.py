@@ -8,7 +8,15 @@ import typer
 
 from kcheckpoint import __version__
 
-from .commands import extract_cmd, inspect_cmd, list_cmd, manifest_cmd, summary_cmd
+from .commands import (
+    capture_cmd,
+    extract_cmd,
+    inspect_cmd,
+    list_cmd,
+    manifest_cmd,
+    serve_cmd,
+    summary_cmd,
+)
 from .output import set_debug, set_quiet
 from .report import set_no_times
 
@@ -66,3 +74,5 @@ app.command("manifest", no_args_is_help=True)(manifest_cmd.manifest)
 app.command("verify", no_args_is_help=True)(manifest_cmd.verify)
 app.command("extract", no_args_is_help=True)(extract_cmd.extract)
 app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect)
+app.command("serve")(serve_cmd.serve)
+app.command("capture", no_args_is_help=True)(capture_cmd.capture)
