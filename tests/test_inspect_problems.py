@@ -10,6 +10,8 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from kcheckpoint.inspect.criu.checkpoint import inspect_path
 from kcheckpoint.inspect.criu.images import read_image, write_image
 from kcheckpoint.inspect.source import open_input
@@ -111,3 +113,34 @@ def test_damaged_image_is_a_problem_not_a_crash(tmp_path: Path, cli) -> None:  #
     assert kinds(path)["checkpoint/files.img"] == "bad-image"
     run = cli("inspect", path, "--files")
     assert run.exit_code == 0 and "files.img" in run.stderr
+
+
+def _pages_first(tmp: Path, source: Path, compress: bool) -> Path:
+    """The archive with every pages-*.img member moved before the other members."""
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    with (
+        open_input(source, hash_input=False) as src,
+        tarfile.open(fileobj=src.stream, mode="r|") as tin,
+    ):
+        for m in tin:
+            fh = tin.extractfile(m) if m.isfile() else None
+            members.append((m, fh.read() if fh else None))
+    members.sort(key=lambda item: "/pages-" not in item[0].name)
+    out = tmp / ("early.tar.gz" if compress else "early.tar")
+    with tarfile.open(out, "w:gz" if compress else "w", format=tarfile.GNU_FORMAT) as tout:
+        for info, data in members:
+            tout.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["seekable", "stream"])
+def test_pages_before_their_pagemap_still_give_argv(tmp_path: Path, compress: bool) -> None:
+    path = _pages_first(tmp_path, IDLE, compress)
+    result = inspect_path(path, show_secrets=True)
+    assert result.input.read_mode == ("stream" if compress else "seekable")
+    assert [p.cmdline for p in result.processes] == [
+        ["sh", "-c", "echo hello > /tmp/state; while true; do sleep 1; done"],
+        ["sleep", "1"],
+    ]
+    env = {e.name: e.value for e in result.processes[0].env or []}
+    assert env["API_TOKEN"] == "sk_live_FAKE0123456789"

@@ -114,15 +114,18 @@ def summarize_path(
     from .criu.args import ArgsReader
 
     args = ArgsReader()
-    scan = scan_archive(
-        path,
-        stdin=stdin,
-        hash_input=hash_input,
-        progress=progress,
-        read_images=True,
-        on_member=args.on_member,
-        on_image=args.on_image,
-    )
+    try:
+        scan = scan_archive(
+            path,
+            stdin=stdin,
+            hash_input=hash_input,
+            progress=progress,
+            read_images=True,
+            on_member=args.on_member,
+            on_image=args.on_image,
+        )
+    finally:
+        args.close()
     return summarize(scan, args.read)
 
 

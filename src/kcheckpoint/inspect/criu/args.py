@@ -3,18 +3,26 @@
 A small, purpose-built reader: it keeps only the bytes of ``[mm_arg_start, mm_arg_end)`` and
 ``[mm_env_start, mm_env_end)`` of each process, found through ``pagemap-<pid>.img`` ->
 ``pages-<pages_id>.img`` as each pages member goes by. Page data is read forward in chunks (or
-at offsets when the member is seekable) and never held whole. Its ``read`` method is the
-``ReadMemory`` callable the decoder takes.
+at offsets when the member is seekable) and never held whole in memory. Its ``read`` method is
+the ``ReadMemory`` callable the decoder takes.
+
+Member order: engines write ``mm-``/``pagemap-`` before ``pages-`` (lexical order), but nothing
+requires it. A pages member that arrives before its pagemap and mm is read later: at its offset
+while the walk is still on (seekable input), or from a private 0600 temporary spool file
+(stream input). Call ``close()`` after the scan to drop the spools.
 
 References:
-    reference/criu-images.md §3.2 (entry -> offset in pages-N.img), §4.1 (argv and envp).
+    reference/criu-images.md §3.2 (entry -> offset in pages-N.img), §4.1 (argv and envp), §6.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from kcheckpoint.errors import ImageError, KCheckpointError
 from kcheckpoint.inspect.archive import Entry
@@ -28,6 +36,9 @@ _PAGEMAP = re.compile(r"^checkpoint/pagemap-(\d+)\.img$")
 _MM = re.compile(r"^checkpoint/mm-(\d+)\.img$")
 _PAGES = re.compile(r"^checkpoint/pages-(\d+)\.img$")
 _CHUNK = 1 << 20
+
+#: Opens a pages member's bytes again (a seekable member, or a spool file).
+Opener = Callable[[], IO[bytes]]
 
 
 @dataclass
@@ -46,6 +57,10 @@ class ArgsReader:
         self._runs: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
         self._mm: dict[int, Any] = {}
         self._wants: dict[tuple[int, int, int], _Want] = {}
+        #: pages members seen before their pagemap/mm: pages_id -> (member name, opener)
+        self._deferred: dict[int, tuple[str, Opener]] = {}
+        self._spools: list[IO[bytes]] = []
+        self._done: set[int] = set()
         self.problems: list[Problem] = []
 
     def on_image(self, name: str, data: bytes) -> None:
@@ -57,8 +72,13 @@ class ArgsReader:
                 image = read_image(name.rsplit("/", 1)[1], data)
                 if image.entries:
                     self._mm[int(m.group(1))] = image.entries[0]
+            else:
+                return
         except ImageError:
             return  # the decoder reports damaged images
+        for pages_id in [p for p in self._deferred if self._ready(p)]:
+            member, opener = self._deferred.pop(pages_id)
+            self._resolve(pages_id, member, opener)
 
     def _add_pagemap(self, pid: int, head: Any, entries: list[Any]) -> None:
         if head is None or not head.HasField("pages_id"):
@@ -77,14 +97,45 @@ class ArgsReader:
                 offset += count
         self._runs[pid] = (head.pages_id, runs)
 
+    def _pids(self, pages_id: int) -> list[int]:
+        return [pid for pid, (pid_pages, _) in self._runs.items() if pid_pages == pages_id]
+
+    def _ready(self, pages_id: int) -> bool:
+        pids = self._pids(pages_id)
+        return bool(pids) and all(pid in self._mm for pid in pids)
+
     def on_member(self, entry: Entry) -> None:
         m = _PAGES.match(entry.member.name)
         if not m:
             return
         pages_id = int(m.group(1))
-        pids = [pid for pid, (pid_pages, _) in self._runs.items() if pid_pages == pages_id]
+        if self._ready(pages_id):
+            self._resolve(pages_id, entry.member.name, entry.open)
+            return
+        # Its pagemap or mm has not been seen yet: keep a way to read it again.
+        with entry.open() as fh:
+            seekable = fh.seekable()
+        if seekable:
+            self._deferred[pages_id] = (entry.member.name, entry.open)
+            return
+        spool = tempfile.TemporaryFile(prefix="kcheckpoint-args-")  # noqa: SIM115  (mode 0600)
+        self._spools.append(spool)
+        try:
+            with entry.open() as fh:
+                shutil.copyfileobj(fh, spool, _CHUNK)
+        except (OSError, KCheckpointError) as exc:
+            self.problems.append(
+                Problem(entry.member.name, "short-pages", f"page data ends early ({exc})")
+            )
+            return
+        self._deferred[pages_id] = (entry.member.name, lambda: _reopen(spool))
+
+    def _resolve(self, pages_id: int, member: str, opener: Opener) -> None:
+        if pages_id in self._done:
+            return
+        self._done.add(pages_id)
         pieces: list[tuple[int, int, _Want, int]] = []  # (file offset, length, want, want offset)
-        for pid in pids:
+        for pid in self._pids(pages_id):
             mm = self._mm.get(pid)
             if mm is None:
                 continue
@@ -103,11 +154,13 @@ class ArgsReader:
                     if lo < hi:
                         pieces.append((page_off * psize + lo - vaddr, hi - lo, want, lo - start))
         if pieces:
-            self._read_pieces(entry, sorted(pieces, key=lambda p: p[0]))
+            self._read_pieces(member, opener, sorted(pieces, key=lambda p: p[0]))
 
-    def _read_pieces(self, entry: Entry, pieces: list[tuple[int, int, _Want, int]]) -> None:
+    def _read_pieces(
+        self, member: str, opener: Opener, pieces: list[tuple[int, int, _Want, int]]
+    ) -> None:
         try:
-            with entry.open() as fh:
+            with opener() as fh:
                 pos = 0
                 for offset, length, want, at in pieces:
                     if fh.seekable():
@@ -116,16 +169,14 @@ class ArgsReader:
                     while pos < offset:  # forward-only stream: skip in chunks
                         skipped = len(fh.read(min(_CHUNK, offset - pos)))
                         if not skipped:
-                            raise EOFError
+                            raise EOFError("end of data")
                         pos += skipped
                     data = fh.read(length)
                     pos += len(data)
                     want.data[at : at + len(data)] = data
                     want.covered += len(data)
         except (EOFError, OSError, KCheckpointError) as exc:
-            self.problems.append(
-                Problem(entry.member.name, "short-pages", f"page data ends early ({exc})")
-            )
+            self.problems.append(Problem(member, "short-pages", f"page data ends early ({exc})"))
 
     def read(self, pid: int, start: int, end: int) -> bytes | None:
         """Bytes [start, end) of pid's memory; pages the dump left out read as zeros."""
@@ -133,3 +184,28 @@ class ArgsReader:
         if want is None or want.covered == 0:
             return None
         return bytes(want.data)
+
+    def close(self) -> None:
+        """Drop the spool files of pages members that arrived early."""
+        for spool in self._spools:
+            spool.close()
+        self._spools.clear()
+        self._deferred.clear()
+
+
+class _Reopened:
+    """A spool file seen as a fresh reader that does not close the spool."""
+
+    def __init__(self, spool: IO[bytes]) -> None:
+        self._spool = spool
+        spool.seek(0)
+
+    def __enter__(self) -> IO[bytes]:
+        return self._spool
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _reopen(spool: IO[bytes]) -> Any:
+    return _Reopened(spool)

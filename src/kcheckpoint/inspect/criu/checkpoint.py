@@ -114,15 +114,19 @@ def inspect_path(
 ) -> Inspection:
     """Scan one archive in one pass and inspect it."""
     args = ArgsReader() if read_memory else None
-    scan = scan_archive(
-        path,
-        stdin=stdin,
-        hash_input=hash_input,
-        progress=progress,
-        read_images=True,
-        on_member=args.on_member if args else None,
-        on_image=args.on_image if args else None,
-    )
+    try:
+        scan = scan_archive(
+            path,
+            stdin=stdin,
+            hash_input=hash_input,
+            progress=progress,
+            read_images=True,
+            on_member=args.on_member if args else None,
+            on_image=args.on_image if args else None,
+        )
+    finally:
+        if args is not None:
+            args.close()
     return inspect_scan(
         scan,
         args.read if args else None,
