@@ -46,6 +46,9 @@ _PAGES_RE = re.compile(r"^checkpoint/(?:amdgpu-)?pages-[^/]*\.img$")
 MemberHook = Callable[[Entry], None]
 #: Called with (member name, bytes) for each CRIU image as it is read (read_images=True).
 ImageHook = Callable[[str, bytes], None]
+#: Called with (nested tar member name, inner entry) for each file inside rootfs-diff.tar and the
+#: tmpfs and /dev/shm tars, while the inner entry can be read.
+NestedHook = Callable[[str, Entry], None]
 
 
 @dataclass
@@ -74,6 +77,7 @@ def scan_archive(
     read_images: bool = False,
     on_member: MemberHook | None = None,
     on_image: ImageHook | None = None,
+    on_nested: NestedHook | None = None,
 ) -> ArchiveScan:
     """Scan an archive in one pass.
 
@@ -89,7 +93,7 @@ def scan_archive(
             entries = walk_stream(src.stream, label, src.compression)
         scan = ArchiveScan(InputInfo(label, src.size, src.compression, "", None))
         for entry in entries:
-            _visit(scan, entry, read_images, on_member, on_image)
+            _visit(scan, entry, read_images, on_member, on_image, on_nested)
         if src.seekable:
             digest = _hash_file(src.stream) if hash_input else None
             mode = "seekable"
@@ -112,6 +116,7 @@ def _visit(
     read_images: bool,
     on_member: MemberHook | None,
     on_image: ImageHook | None = None,
+    on_nested: NestedHook | None = None,
 ) -> None:
     member = entry.member
     scan.members.append(member)
@@ -124,11 +129,13 @@ def _visit(
     if name in METADATA_MEMBERS:
         scan.blobs[name] = entry.read_all(SMALL_LIMIT)
     elif name == "rootfs-diff.tar":
-        scan.rootfs = _read_rootfs(entry, scan.problems)
+        scan.rootfs = _read_rootfs(entry, scan.problems, on_nested)
     elif name == "devshm-checkpoint.tar":
-        scan.nested.append(_read_nested(entry, "devshm", None, scan.problems))
+        scan.nested.append(_read_nested(entry, "devshm", None, scan.problems, on_nested))
     elif match := _TMPFS_RE.match(name):
-        scan.nested.append(_read_nested(entry, "tmpfs", int(match.group(1)), scan.problems))
+        scan.nested.append(
+            _read_nested(entry, "tmpfs", int(match.group(1)), scan.problems, on_nested)
+        )
     elif read_images and _IMAGE_RE.match(name) and not _PAGES_RE.match(name):
         scan.images[name] = entry.read_all(SMALL_LIMIT)
         if on_image is not None:
@@ -137,7 +144,9 @@ def _visit(
         on_member(entry)
 
 
-def _entries_of(entry: Entry, problems: list[Problem]) -> tuple[str | None, list[FileEntry]]:
+def _entries_of(
+    entry: Entry, problems: list[Problem], on_nested: NestedHook | None = None
+) -> tuple[str | None, list[FileEntry]]:
     """List a nested tar. A damaged one becomes a Problem and a partial list."""
     files: list[FileEntry] = []
     compression: str | None = None
@@ -148,6 +157,8 @@ def _entries_of(entry: Entry, problems: list[Problem]) -> tuple[str | None, list
                 m = inner.member
                 if m.name == ".":
                     continue
+                if on_nested is not None and m.type == "file":
+                    on_nested(entry.member.name, inner)
                 files.append(
                     FileEntry(
                         path=m.name,
@@ -163,8 +174,10 @@ def _entries_of(entry: Entry, problems: list[Problem]) -> tuple[str | None, list
     return compression, files
 
 
-def _read_rootfs(entry: Entry, problems: list[Problem]) -> RootfsDiff:
-    compression, files = _entries_of(entry, problems)
+def _read_rootfs(
+    entry: Entry, problems: list[Problem], on_nested: NestedHook | None = None
+) -> RootfsDiff:
+    compression, files = _entries_of(entry, problems, on_nested)
     changed: list[FileEntry] = []
     whiteouts: list[DeletedPath] = []
     for f in files:
@@ -181,9 +194,13 @@ def _read_rootfs(entry: Entry, problems: list[Problem]) -> RootfsDiff:
 
 
 def _read_nested(
-    entry: Entry, kind: str, mount_id: int | None, problems: list[Problem]
+    entry: Entry,
+    kind: str,
+    mount_id: int | None,
+    problems: list[Problem],
+    on_nested: NestedHook | None = None,
 ) -> NestedArchive:
-    _, files = _entries_of(entry, problems)
+    _, files = _entries_of(entry, problems, on_nested)
     return NestedArchive(member=entry.member.name, kind=kind, mount_id=mount_id, entries=files)
 
 

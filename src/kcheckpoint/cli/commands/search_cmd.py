@@ -1,0 +1,112 @@
+"""kcheckpoint search: a literal or a regex across every process's memory."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kcheckpoint.inspect.search import compile_needle, search_archive
+from kcheckpoint.render.jsonout import to_data
+from kcheckpoint.render.search import CSV_COLUMNS, csv_rows, search_text
+
+from ..common import (
+    FormatOption,
+    HashOption,
+    StrictOption,
+    enforce_strict,
+    report,
+    stdin_for,
+    want_hash,
+)
+from ..exit_codes import ExitCode
+from ..output import OutputFormat, Progress
+from ..report import Report, emit
+
+PidOption = Annotated[
+    list[int] | None,
+    typer.Option("--pid", "-p", help="Search only this process (repeatable). Default: all."),
+]
+
+
+def search(
+    archive: Annotated[
+        str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
+    ],
+    pattern: Annotated[str, typer.Argument(help="What to look for.", show_default=False)],
+    regex: Annotated[
+        bool, typer.Option("--regex", "-E", help="PATTERN is a Python regular expression.")
+    ] = False,
+    utf16: Annotated[
+        bool, typer.Option("--utf16", help="Also find UTF-16LE text (JVM, .NET, Windows).")
+    ] = False,
+    ignore_case: Annotated[
+        bool, typer.Option("--ignore-case", "-i", help="Match ASCII letters in any case.")
+    ] = False,
+    pid: PidOption = None,
+    everywhere: Annotated[
+        bool,
+        typer.Option(
+            "--everywhere",
+            help="Also search rootfs-diff files, logs, spec.dump env and tmpfs/shm tarballs.",
+        ),
+    ] = False,
+    context: Annotated[
+        int,
+        typer.Option(
+            "--context",
+            "-C",
+            min=0,
+            max=4096,
+            help="Show N bytes on each side of a hit (non-printables escaped).",
+        ),
+    ] = 0,
+    max_match: Annotated[
+        int,
+        typer.Option("--max-match", min=1, help="The longest regex match found across chunks."),
+    ] = 4096,
+    fmt: FormatOption = OutputFormat.text,
+    hash_input: HashOption = None,
+    strict: StrictOption = False,
+) -> int:
+    """Search process memory for a literal (bytes) or, with --regex, a regular expression.
+
+    Every process is searched unless --pid is given. Each hit shows pid, comm, virtual address,
+    mapping (range, perms, backing), and the archive member and offset. Matches that cross
+    chunk or pagemap-entry boundaries are found where memory is contiguous. Exit 0 with hits,
+    1 without (as grep).
+    """
+    try:
+        needle = compile_needle(
+            pattern, regex=regex, utf16=utf16, ignore_case=ignore_case, max_match=max_match
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="PATTERN") from exc
+    progress = Progress(archive)
+    try:
+        result = search_archive(
+            archive,
+            needle,
+            stdin=stdin_for(archive),
+            pids=set(pid) if pid else None,
+            everywhere=everywhere,
+            context=context,
+            hash_input=want_hash(hash_input, fmt),
+            progress=progress,
+        )
+    finally:
+        progress.done()
+    report(result.input, result.problems, result.warnings)
+    enforce_strict(strict, result.input.path, result.problems)
+    emit(
+        Report(
+            document=to_data(result),
+            inputs=[result.input],
+            text=lambda: search_text(result, context > 0),
+            records=result.hits,
+            csv_columns=CSV_COLUMNS,
+            csv_rows=csv_rows(result),
+        ),
+        fmt,
+    )
+    return int(ExitCode.OK if result.hits else ExitCode.NEGATIVE)

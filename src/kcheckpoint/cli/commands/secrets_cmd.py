@@ -1,0 +1,128 @@
+"""kcheckpoint secrets: a redacted secret scan of memory and files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kcheckpoint.inspect.secrets import RULES, scan_archive_secrets
+from kcheckpoint.render.jsonout import to_data
+from kcheckpoint.render.secrets import CSV_COLUMNS, csv_rows, secrets_text
+
+from ..common import (
+    FormatOption,
+    HashOption,
+    StrictOption,
+    enforce_strict,
+    report,
+    stdin_for,
+    want_hash,
+)
+from ..exit_codes import ExitCode
+from ..output import OutputFormat, Progress, warn
+from ..report import Report, emit
+
+
+def _key(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return value.encode()
+
+
+def secrets(
+    archive: Annotated[
+        str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
+    ],
+    show_secrets: Annotated[
+        bool,
+        typer.Option("--show-secrets", help="Print the secrets in clear (with a warning)."),
+    ] = False,
+    fingerprint_key: Annotated[
+        str | None,
+        typer.Option(
+            "--fingerprint-key",
+            help="Key of the HMAC fingerprints (hex or text), to correlate findings across "
+            "runs and archives. Default: a random key per run.",
+            envvar="KCHECKPOINT_FINGERPRINT_KEY",
+        ),
+    ] = None,
+    memory_only: Annotated[
+        bool, typer.Option("--memory-only", help="Scan memory pages only, not the files.")
+    ] = False,
+    pid: Annotated[
+        list[int] | None, typer.Option("--pid", "-p", help="Scan only this process's memory.")
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="Keyword engine: auto (hyperscan when installed), hyperscan or python.",
+        ),
+    ] = "auto",
+    list_rules: Annotated[
+        bool, typer.Option("--list-rules", help="List the rules and exit.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.text,
+    hash_input: HashOption = None,
+    strict: StrictOption = False,
+) -> int:
+    """Scan memory pages, spec.dump env, rootfs-diff files, logs and tmpfs/shm tarballs for
+    secrets.
+
+    Every finding has a rule, a location (pid, comm, address, mapping; or member and path), a
+    redacted preview (the rule's public prefix at most), the length and a keyed fingerprint
+    that groups the same secret seen in many places. Nothing is sent over the network. Exit 1
+    when anything is found, 0 when nothing is.
+    """
+    if list_rules:
+        from kcheckpoint.render.text import table
+
+        from ..output import out
+
+        out(
+            table(
+                ["rule", "keywords", "description"],
+                [[r.id, " ".join(k.decode() for k in r.keywords), r.description] for r in RULES],
+            )
+        )
+        return int(ExitCode.OK)
+    if engine not in ("auto", "hyperscan", "python"):
+        raise typer.BadParameter("choose auto, hyperscan or python", param_hint="--engine")
+    progress = Progress(archive)
+    try:
+        result = scan_archive_secrets(
+            archive,
+            stdin=stdin_for(archive),
+            engine=engine,
+            fingerprint_key=_key(fingerprint_key),
+            show_secrets=show_secrets,
+            memory_only=memory_only,
+            pids=set(pid) if pid else None,
+            hash_input=want_hash(hash_input, fmt),
+            progress=progress,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engine") from exc
+    finally:
+        progress.done()
+    report(result.input, result.problems, result.warnings)
+    if show_secrets and result.findings:
+        warn(f"{result.input.path}: --show-secrets: the output holds secrets in clear")
+    enforce_strict(strict, result.input.path, result.problems)
+    emit(
+        Report(
+            document=to_data(result),
+            inputs=[result.input],
+            text=lambda: secrets_text(result),
+            records=result.findings,
+            csv_columns=CSV_COLUMNS,
+            csv_rows=csv_rows(result),
+            extra_provenance={"ruleset": to_data(result.ruleset)},
+        ),
+        fmt,
+    )
+    return int(ExitCode.NEGATIVE if result.findings else ExitCode.OK)

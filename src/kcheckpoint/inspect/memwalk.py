@@ -1,0 +1,339 @@
+"""One pass over an archive that streams process memory, in segments, to a sink.
+
+During the one pass of ``scan_archive``, ``MemoryWalk`` streams each pages member in chunks to a
+``SegmentSink``, one VA-contiguous segment at a time (so a match can cross pagemap entries where
+memory really is contiguous, and never crosses a hole). Attribution uses the pagemaps only:
+``pagemap-<pid>.img`` -> ``pages_id``, confirmed against ``pstree.img`` at the end. A pages
+member that arrives before its pagemap is spooled to a private 0600 temporary file and read
+after the pass. Page data is never held whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from kcheckpoint.inspect.archive import Entry
+from kcheckpoint.inspect.model import Problem
+from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
+from kcheckpoint.inspect.source import ProgressCallback
+
+from .criu.memory import (
+    PAGEMAP_RE,
+    PAGES_RE,
+    MemoryModel,
+    ProcessMemory,
+    build_model,
+    decode_image,
+    page_size_of,
+    runs_of,
+)
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """Where the bytes given to a sink come from."""
+
+    member: str
+    #: The process whose pagemap describes this pages file, or None for a stale file.
+    pid: int | None
+    #: Virtual address of the first byte (None when the file is not attributed).
+    vaddr: int | None
+    #: Offset of the first byte in the member.
+    offset: int
+    length: int
+    #: For a file inside a nested tar (rootfs-diff.tar...) or spec.dump, its path there.
+    path: str | None = None
+
+
+class SegmentSink(Protocol):
+    """Receives memory in segments and, with ``--everywhere``, other files."""
+
+    def segment(self, info: SegmentInfo, chunks: Iterator[bytes]) -> None: ...
+
+
+def read_chunks(fh: IO[bytes], length: int, chunk: int = CHUNK) -> Iterator[bytes]:
+    """``length`` bytes of ``fh`` in chunks."""
+    left = length
+    while left > 0:
+        data = fh.read(min(chunk, left))
+        if not data:
+            return
+        left -= len(data)
+        yield data
+
+
+class MemoryWalk:
+    """``on_image``/``on_member`` hooks for ``scan_archive`` that stream pages to a sink.
+
+    ``wanted`` limits the walk to some pids (None: all). ``other`` receives the entries that are
+    not pages files (logs...), for ``--everywhere``.
+    """
+
+    def __init__(
+        self,
+        sink: SegmentSink,
+        *,
+        wanted: set[int] | None = None,
+        other: Callable[[Entry], None] | None = None,
+    ) -> None:
+        self.sink = sink
+        self.wanted = wanted
+        self.other = other
+        self.images: dict[str, bytes] = {}
+        self.pages_sizes: dict[str, int] = {}
+        self._pagemaps: dict[int, list[int]] = {}  # pages_id -> pids, as pagemaps arrive
+        self._deferred: list[tuple[str, Callable[[], IO[bytes]], int]] = []
+        self._spools: list[IO[bytes]] = []
+        self.problems: list[Problem] = []
+
+    def on_image(self, name: str, data: bytes) -> None:
+        self.images[name] = data
+        if m := PAGEMAP_RE.match(name):
+            image = decode_image(name, data, [])
+            head = image.head if image is not None else None
+            if head is not None and head.HasField("pages_id"):
+                self._pagemaps.setdefault(int(head.pages_id), []).append(int(m.group(1)))
+
+    def on_member(self, entry: Entry) -> None:
+        name = entry.member.name
+        m = PAGES_RE.match(name)
+        if not m:
+            if self.other is not None:
+                self.other(entry)
+            return
+        self.pages_sizes[name] = entry.member.size
+        pids = self._pagemaps.get(int(m.group(1)))
+        if pids:
+            with entry.open() as fh:
+                self._feed(name, min(pids), fh, entry.member.size)
+            return
+        spool = tempfile.TemporaryFile(prefix="kcheckpoint-pages-")  # noqa: SIM115 (closed in finish)
+        os.fchmod(spool.fileno(), 0o600)
+        with entry.open() as fh:
+            for chunk in read_chunks(fh, entry.member.size):
+                spool.write(chunk)
+        spool.seek(0)
+        self._spools.append(spool)
+        self._deferred.append((name, lambda s=spool: s, entry.member.size))  # type: ignore[misc]
+
+    def _pmem(self, pid: int) -> ProcessMemory | None:
+        name = f"checkpoint/pagemap-{pid}.img"
+        image = decode_image(name, self.images.get(name, b""), []) if name in self.images else None
+        if image is None:
+            return None
+        mm_data = self.images.get(f"checkpoint/mm-{pid}.img")
+        mm_image = decode_image("mm", mm_data, []) if mm_data else None
+        mm = mm_image.entries[0] if mm_image is not None and mm_image.entries else None
+        psize = page_size_of(mm)
+        head = image.head
+        pid_pages = int(head.pages_id) if head is not None else None
+        return ProcessMemory(pid, pid_pages, psize, [], runs_of(list(image.entries), psize))
+
+    def _feed(self, member: str, pid: int | None, fh: IO[bytes], size: int) -> None:
+        if pid is not None and self.wanted is not None and pid not in self.wanted:
+            return
+        pmem = self._pmem(pid) if pid is not None else None
+        if pmem is None:
+            if self.wanted is None:
+                self.sink.segment(SegmentInfo(member, None, None, 0, size), read_chunks(fh, size))
+            return
+        pos = 0
+        wants = getattr(self.sink, "wants", None)
+        for seg in pmem.segments():
+            if wants is not None and not wants(
+                SegmentInfo(member, pid, seg.vaddr, seg.offset, seg.length)
+            ):
+                continue
+            if seg.offset > pos:
+                _skip(fh, seg.offset - pos)
+                pos = seg.offset
+            if seg.offset + seg.length > size:
+                self.problems.append(
+                    Problem(
+                        member,
+                        "size-mismatch",
+                        "the pagemap describes more bytes than the pages file holds",
+                    )
+                )
+                break
+            info = SegmentInfo(member, pid, seg.vaddr, seg.offset, seg.length)
+            chunks = read_chunks(fh, seg.length)
+            self.sink.segment(info, chunks)
+            for _ in chunks:  # whatever the sink did not read
+                pass
+            pos = seg.offset + seg.length
+
+    def finish(self) -> MemoryModel:
+        """Process deferred and spooled pages files; return the memory model."""
+        model = build_model(self.images, self.pages_sizes)
+        live = model.by_pages_member()
+        try:
+            for name, opener, size in self._deferred:
+                pmem = live.get(name)
+                fh = opener()
+                try:
+                    fh.seek(0)
+                    self._feed(name, pmem.pid if pmem else None, fh, size)
+                finally:
+                    if fh not in self._spools:
+                        fh.close()
+        finally:
+            for s in self._spools:
+                s.close()
+        model.problems.extend(self.problems)
+        return model
+
+
+def _skip(fh: IO[bytes], n: int) -> None:
+    if fh.seekable():
+        fh.seek(n, os.SEEK_CUR)
+        return
+    for _ in read_chunks(fh, n):
+        pass
+
+
+def _metadata_env(blob: bytes) -> list[str]:
+    """``process.env`` of an OCI spec (spec.dump), or nothing."""
+    try:
+        spec = json.loads(blob)
+    except ValueError:
+        return []
+    env = spec.get("process", {}).get("env", []) if isinstance(spec, dict) else []
+    return [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
+
+
+def _feed_file(sink: SegmentSink, member: str, path: str | None, fh: IO[bytes], size: int) -> None:
+    info = SegmentInfo(member, None, None, 0, size, path)
+    chunks = read_chunks(fh, size)
+    sink.segment(info, chunks)
+    for _ in chunks:
+        pass
+
+
+def walk_memory(
+    path: str | os.PathLike[str],
+    sink: SegmentSink,
+    *,
+    stdin: IO[bytes] | None = None,
+    pids: set[int] | None = None,
+    everywhere: bool = False,
+    hash_input: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[ArchiveScan, MemoryModel]:
+    """Stream every process's memory (or only ``pids``') to ``sink`` in one pass.
+
+    With ``everywhere``, also the other members: logs and other files as they go by, the
+    environment in spec.dump, and each file in rootfs-diff.tar and the tmpfs and /dev/shm tars.
+    """
+    other: Callable[[Entry], None] | None = None
+    nested: Callable[[str, Entry], None] | None = None
+    if everywhere:
+
+        def other(entry: Entry) -> None:
+            if entry.member.size:
+                with entry.open() as fh:
+                    _feed_file(sink, entry.member.name, None, fh, entry.member.size)
+
+        def nested(outer: str, inner: Entry) -> None:
+            if inner.member.type == "file" and inner.member.size:
+                with inner.open() as fh:
+                    _feed_file(sink, outer, inner.member.name, fh, inner.member.size)
+
+    walk = MemoryWalk(sink, wanted=pids, other=other)
+    scan = scan_archive(
+        path,
+        stdin=stdin,  # type: ignore[arg-type]
+        hash_input=hash_input,
+        progress=progress,
+        read_images=True,
+        on_member=walk.on_member,
+        on_image=walk.on_image,
+        on_nested=nested,
+    )
+    model = walk.finish()
+    if everywhere and "spec.dump" in scan.blobs:
+        for i, var in enumerate(_metadata_env(scan.blobs["spec.dump"])):
+            data = var.encode("utf-8", "surrogateescape")
+            sink.segment(
+                SegmentInfo("spec.dump", None, None, 0, len(data), f"process.env[{i}]"),
+                iter([data]),
+            )
+    return scan, model
+
+
+class RangeCapture:
+    """A sink that keeps ``[start, end)`` of one process's memory, in a buffer or a file."""
+
+    def __init__(self, pid: int, start: int, end: int, out: IO[bytes] | None = None) -> None:
+        self.pid, self.start, self.end = pid, start, end
+        self.out = out
+        self.buffer = bytearray(0 if out is not None else end - start)
+        #: (start, end) virtual ranges that the archive holds.
+        self.present: list[tuple[int, int]] = []
+
+    def wants(self, info: SegmentInfo) -> bool:
+        return (
+            info.pid == self.pid
+            and info.vaddr is not None
+            and info.vaddr < self.end
+            and self.start < info.vaddr + info.length
+        )
+
+    def segment(self, info: SegmentInfo, chunks: Iterator[bytes]) -> None:
+        if not self.wants(info):
+            return
+        assert info.vaddr is not None
+        pos = info.vaddr
+        for chunk in chunks:
+            lo, hi = max(pos, self.start), min(pos + len(chunk), self.end)
+            if lo < hi:
+                piece = chunk[lo - pos : hi - pos]
+                if self.out is not None:
+                    self.out.seek(lo - self.start)
+                    self.out.write(piece)
+                else:
+                    self.buffer[lo - self.start : hi - self.start] = piece
+                if self.present and self.present[-1][1] == lo:
+                    self.present[-1] = (self.present[-1][0], hi)
+                else:
+                    self.present.append((lo, hi))
+            pos += len(chunk)
+            if pos >= self.end:
+                return
+
+    def holes(self) -> list[tuple[int, int]]:
+        """The parts of the range the archive does not hold."""
+        out, pos = [], self.start
+        for lo, hi in self.present:
+            if lo > pos:
+                out.append((pos, lo))
+            pos = max(pos, hi)
+        if pos < self.end:
+            out.append((pos, self.end))
+        return out
+
+
+def memory_model(
+    path: str | os.PathLike[str],
+    *,
+    stdin: IO[bytes] | None = None,
+    hash_input: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[ArchiveScan, MemoryModel]:
+    """The memory model of an archive without reading any page (sizes come from headers)."""
+    scan = scan_archive(
+        path,
+        stdin=stdin,  # type: ignore[arg-type]
+        hash_input=hash_input,
+        progress=progress,
+        read_images=True,
+    )
+    sizes = {m.name: m.size for m in scan.members if PAGES_RE.match(m.name)}
+    return scan, build_model(scan.images, sizes)

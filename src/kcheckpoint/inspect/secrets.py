@@ -1,0 +1,714 @@
+"""The secret rule set and a chunked scanner: keyword prefilter, then a regex in a window.
+
+Every rule starts from one or more case-sensitive literal keywords (case variants are listed, not
+written with ``(?i)``). A scan first finds keywords, with Hyperscan when it is installed (the
+``fast`` extra) or with ``bytes.find`` otherwise, then runs only the rules of the keywords found,
+on a window around each hit. This is trufflehog's design; merging every rule into one big
+alternation is two orders of magnitude slower in Python's ``re``.
+
+A finding never carries the secret in clear unless asked: it holds a redacted preview (the
+rule's public prefix only), the length, and a keyed fingerprint (HMAC-SHA-256 with a per-run
+key) that groups the same secret seen in many places without revealing it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import hashlib
+import hmac
+import math
+import re
+import secrets as _random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+#: Bump when a rule changes, so that reports say which rule set produced them.
+RULESET_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One secret rule."""
+
+    id: str
+    description: str
+    #: Case-sensitive literals; the rule runs only near one of them.
+    keywords: tuple[bytes, ...]
+    #: Must define group ``secret``; may define ``name`` (a variable name, not secret).
+    regex: re.Pattern[bytes]
+    #: A POSIX ERE with about the same matches (for benchmarking against ``grep -E``).
+    ere: str
+    #: How many leading bytes of the secret are public structure (a prefix such as ``ghp_``).
+    public_prefix: int = 0
+    #: Bytes before a keyword where a match may start, and the longest match.
+    back: int = 0
+    max_len: int = 256
+    #: Generic rules yield to a specific rule that finds the same bytes.
+    generic: bool = False
+    #: Extra check on the secret (placeholders, entropy); False drops the match.
+    accept: Callable[[bytes], bool] | None = None
+
+
+def shannon_entropy(data: bytes) -> float:
+    """Bits per byte of ``data``."""
+    if not data:
+        return 0.0
+    counts: dict[int, int] = {}
+    for b in data:
+        counts[b] = counts.get(b, 0) + 1
+    n = len(data)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+_PLACEHOLDERS = re.compile(
+    rb"^(?:none|null|nil|true|false|undefined|changeme|password|secret|token|x+|\*+|<[^>]*>"
+    rb"|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|%\(?[a-z_]*\)?s?|\{\{.*\}\})$",
+    re.IGNORECASE,
+)
+
+
+def _plausible_value(value: bytes) -> bool:
+    """A generic assignment's value looks like a credential, not code or a placeholder."""
+    if len(value) < 6 or _PLACEHOLDERS.match(value):
+        return False
+    classes = sum(
+        1
+        for test in (bytes.islower, bytes.isupper, bytes.isdigit)
+        if any(test(bytes([b])) for b in value)
+    ) + (1 if re.search(rb"[^A-Za-z0-9]", value) else 0)
+    return classes >= 2 and shannon_entropy(value) >= 2.5
+
+
+def _env_value(value: bytes) -> bool:
+    return len(value) >= 4 and not _PLACEHOLDERS.match(value)
+
+
+_B64URL = rb"[A-Za-z0-9_-]"
+_SECRET_NAME_SUFFIX = rb"(?:_TOKEN|_PASSWORD|_PASSWD|_PWD|_PASS|_KEY|_SECRET|_CREDENTIALS?)"
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "aws-access-key-id",
+        "AWS access key ID (public half of an AWS credential)",
+        (b"AKIA", b"ASIA", b"ABIA", b"ACCA"),
+        re.compile(rb"(?<![A-Z0-9])(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})"),
+        "(AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}",
+        public_prefix=4,
+        max_len=20,
+    ),
+    Rule(
+        "aws-secret-access-key",
+        "AWS secret access key assigned to its usual name",
+        (b"ecret", b"ECRET"),
+        re.compile(
+            rb"(?P<name>(?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY|SecretAccessKey"
+            rb"|aws_secret_key|AWS_SECRET_KEY|secret_access_key))[\"']?\s{0,3}[:=]{1,2}\s{0,3}"
+            rb"[\"']?(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
+        ),
+        "(aws_secret|AWS_SECRET|SecretAccessKey|secret_access_key)[A-Za-z_]*[\"']?[ ]*[:=]+[ ]*"
+        "[\"']?[A-Za-z0-9/+]{40}",
+        back=24,
+        max_len=120,
+    ),
+    Rule(
+        "github-token",
+        "GitHub token (personal, OAuth, user-to-server, server-to-server, refresh)",
+        (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"),
+        re.compile(rb"(?<![A-Za-z0-9])(?P<secret>gh[pousr]_[A-Za-z0-9]{30,80})(?![A-Za-z0-9])"),
+        "gh[pousr]_[A-Za-z0-9]{30,80}",
+        public_prefix=4,
+        max_len=84,
+    ),
+    Rule(
+        "github-fine-grained-token",
+        "GitHub fine-grained personal access token",
+        (b"github_pat_",),
+        re.compile(rb"(?P<secret>github_pat_[A-Za-z0-9_]{50,255})"),
+        "github_pat_[A-Za-z0-9_]{50,255}",
+        public_prefix=11,
+        max_len=266,
+    ),
+    Rule(
+        "slack-token",
+        "Slack bot, user, app or refresh token",
+        (b"xox",),
+        re.compile(rb"(?P<secret>xox(?:[bpars]-|e\.xox[a-z]-|e-)[A-Za-z0-9-]{10,250})"),
+        "xox([bpars]-|e\\.xox[a-z]-|e-)[A-Za-z0-9-]{10,250}",
+        public_prefix=5,
+        max_len=260,
+    ),
+    Rule(
+        "slack-webhook",
+        "Slack incoming-webhook URL",
+        (b"hooks.slack.com/",),
+        re.compile(
+            rb"hooks\.slack\.com/(?:services|workflows)/(?P<secret>[A-Za-z0-9+/_-]{20,120})"
+        ),
+        "hooks\\.slack\\.com/(services|workflows)/[A-Za-z0-9+/_-]{20,120}",
+        max_len=160,
+    ),
+    Rule(
+        "stripe-key",
+        "Stripe secret or restricted key",
+        (b"k_live_", b"k_test_"),
+        re.compile(rb"(?P<secret>[sr]k_(?:live|test)_[A-Za-z0-9]{10,247})(?![A-Za-z0-9])"),
+        "[sr]k_(live|test)_[A-Za-z0-9]{10,247}",
+        public_prefix=8,
+        back=1,
+        max_len=255,
+    ),
+    Rule(
+        "private-key",
+        "PEM private key (RSA, EC, DSA, OpenSSH, PKCS#8, encrypted)",
+        (b"-----BEGIN",),
+        re.compile(
+            rb"(?P<head>-----BEGIN[ A-Z0-9]{0,30} PRIVATE KEY(?: BLOCK)?-----)\s*"
+            rb"(?P<secret>(?:[A-Za-z0-9+/=]{16,80}\s{0,2}){1,160})"
+        ),
+        "-----BEGIN[ A-Z0-9]{0,30} PRIVATE KEY( BLOCK)?-----",
+        max_len=13_000,
+    ),
+    Rule(
+        "jwt",
+        "JSON Web Token (a Kubernetes service-account token is reported as such)",
+        (b"eyJ",),
+        re.compile(
+            rb"(?<![A-Za-z0-9_-])(?P<secret>eyJ"
+            + _B64URL
+            + rb"{10,4096}\.eyJ"
+            + _B64URL
+            + rb"{10,8192}\."
+            + _B64URL
+            + rb"{10,2048})(?![A-Za-z0-9_-])"
+        ),
+        "eyJ[A-Za-z0-9_-]{10,4096}\\.eyJ[A-Za-z0-9_-]{10,8192}\\.[A-Za-z0-9_-]{10,2048}",
+        public_prefix=3,
+        max_len=14_400,
+    ),
+    Rule(
+        "secret-env-var",
+        "an environment variable whose name says secret (*_TOKEN, *_PASSWORD, *_KEY, *SECRET*)",
+        (b"OKEN=", b"_PASS", b"_PWD=", b"_KEY=", b"ECRET", b"REDENTIAL"),
+        re.compile(
+            rb"(?<![A-Za-z0-9_])(?P<name>(?:[A-Z][A-Z0-9_]{0,62})?SECRET[A-Z0-9_]{0,40}"
+            rb"|[A-Z][A-Z0-9_]{0,62}" + _SECRET_NAME_SUFFIX + rb")="
+            rb"(?P<secret>[^\x00\r\n]{1,512})"
+        ),
+        "[A-Z][A-Z0-9_]*(SECRET[A-Z0-9_]*|_TOKEN|_PASSWORD|_PASSWD|_PWD|_PASS|_KEY"
+        "|_CREDENTIALS?)=[^[:cntrl:]]{4,}",
+        back=110,
+        max_len=640,
+        generic=True,
+        accept=_env_value,
+    ),
+    Rule(
+        "password-assignment",
+        'a password, secret or token assigned in text (password=..., "token": "...")',
+        (
+            b"assword",
+            b"ASSWORD",
+            b"asswd",
+            b"ASSWD",
+            b"ecret",
+            b"ECRET",
+            b"oken",
+            b"OKEN",
+            b"pikey",
+            b"PIKEY",
+            b"pi_key",
+            b"PI_KEY",
+        ),
+        re.compile(
+            rb"(?<![A-Za-z0-9])(?P<name>(?:[A-Za-z0-9]{1,30}[_.-])?(?:password|Password|PASSWORD"
+            rb"|passwd|Passwd|PASSWD|secret|Secret|SECRET|token|Token|TOKEN|apikey|Apikey|APIKEY"
+            rb"|api_key|Api_key|API_KEY))[\"']?[ \t]{0,3}(?::=|=|:)[ \t]{0,3}[\"']?"
+            rb"(?P<secret>[^\s\"'`;,&<>(){}\[\]\x00]{6,128})"
+        ),
+        "(password|Password|PASSWORD|passwd|secret|Secret|SECRET|token|Token|TOKEN|apikey"
+        "|api_key|API_KEY)[\"']?[ ]*(:=|=|:)[ ]*[\"']?[^[:space:]\"';,&<>(){}]{6,128}",
+        back=36,
+        max_len=180,
+        generic=True,
+        accept=_plausible_value,
+    ),
+)
+
+_PRIORITY = {r.id: i for i, r in enumerate(RULES)}
+
+
+def ruleset_digest(rules: Iterable[Rule] = RULES) -> str:
+    """A short digest of the rule set, for reports."""
+    h = hashlib.sha256(RULESET_VERSION.encode())
+    for r in rules:
+        h.update(r.id.encode() + b"\0" + r.regex.pattern + b"\0" + b"|".join(r.keywords))
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class RawFinding:
+    """A rule match at absolute offsets in a stream (the secret itself is kept in ``value``)."""
+
+    rule: str
+    start: int
+    end: int
+    secret_start: int
+    value: bytes
+    name: str | None
+    public: str
+
+
+def _classify_jwt(value: bytes) -> str:
+    """``kubernetes-service-account-token`` when a JWT's payload names Kubernetes."""
+    parts = value.split(b".")
+    if len(parts) != 3:
+        return "jwt"
+    payload = parts[1] + b"=" * (-len(parts[1]) % 4)
+    try:
+        claims = base64.urlsafe_b64decode(payload)
+    except (binascii.Error, ValueError):
+        return "jwt"
+    if b"kubernetes.io" in claims or b"kubernetes/serviceaccount" in claims:
+        return "kubernetes-service-account-token"
+    return "jwt"
+
+
+def _public_part(rule: Rule, m: re.Match[bytes]) -> str:
+    if rule.id == "private-key":
+        return m.group("head").decode("ascii", "replace")
+    secret = m.group("secret")
+    return secret[: rule.public_prefix].decode("ascii", "replace")
+
+
+class KeywordFinder:
+    """Finds every keyword position in a buffer: Hyperscan when present, else ``bytes.find``."""
+
+    def __init__(self, keywords: Iterable[bytes], engine: str = "auto") -> None:
+        self.keywords = tuple(dict.fromkeys(keywords))
+        self.engine = "python"
+        self._db: Any = None
+        if engine in ("auto", "hyperscan"):
+            self._db = _hyperscan_db(self.keywords)
+            if self._db is not None:
+                self.engine = "hyperscan"
+            elif engine == "hyperscan":
+                raise ValueError("the hyperscan engine is not installed (pip install hyperscan)")
+
+    def find(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, bytes]]:
+        """(position, keyword) for each keyword that starts in buf[lo:hi], unsorted."""
+        kws = self.keywords
+        if self._db is not None:
+            out: list[tuple[int, bytes]] = []
+
+            def on_match(kid: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+                kw = kws[kid]
+                pos = to - len(kw)
+                if lo <= pos < hi:
+                    out.append((pos, kw))
+
+            end = min(len(buf), hi + max(len(k) for k in kws))
+            self._db.scan(
+                buf[lo:end] if (lo or end < len(buf)) else buf,
+                match_event_handler=_shift(on_match, lo),
+            )
+            return out
+        found: list[tuple[int, bytes]] = []
+        for kw in kws:
+            find = buf.find
+            pos = find(kw, lo)
+            while 0 <= pos < hi:
+                found.append((pos, kw))
+                pos = find(kw, pos + 1)
+        return found
+
+
+def _shift(fn: Callable[[int, int, int, int, object], None], by: int) -> Callable[..., None]:
+    if not by:
+        return fn
+
+    def shifted(kid: int, frm: int, to: int, flags: int, ctx: object) -> None:
+        fn(kid, frm + by, to + by, flags, ctx)
+
+    return shifted
+
+
+def _hyperscan_db(keywords: tuple[bytes, ...]) -> Any:
+    try:
+        import hyperscan  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(
+        expressions=[re.escape(k) for k in keywords],
+        ids=list(range(len(keywords))),
+        elements=len(keywords),
+        flags=[0] * len(keywords),
+    )
+    return db
+
+
+class SecretMatcher:
+    """Runs the rules on a buffer, keyword first. Stateless between calls; see StreamSecrets."""
+
+    def __init__(self, rules: Iterable[Rule] = RULES, engine: str = "auto") -> None:
+        self.rules = tuple(rules)
+        self._by_keyword: dict[bytes, list[Rule]] = {}
+        for rule in self.rules:
+            for kw in rule.keywords:
+                self._by_keyword.setdefault(kw, []).append(rule)
+        self.finder = KeywordFinder(self._by_keyword, engine)
+        self.back = max(r.back for r in self.rules)
+        self.ahead = max(r.max_len for r in self.rules)
+
+    @property
+    def engine(self) -> str:
+        return self.finder.engine
+
+    def find(self, buf: bytes, lo: int, hi: int) -> list[RawFinding]:
+        """Findings whose keyword starts in buf[lo:hi], with offsets in ``buf``."""
+        seen: set[tuple[str, int]] = set()
+        found: list[RawFinding] = []
+        for pos, kw in sorted(self.finder.find(buf, lo, hi)):
+            for rule in self._by_keyword[kw]:
+                w_lo = max(0, pos - rule.back)
+                w_hi = min(len(buf), pos + len(kw) + rule.max_len)
+                for m in rule.regex.finditer(buf, w_lo, w_hi):
+                    if m.start() > pos:
+                        break
+                    if m.end() <= pos or (rule.id, m.start()) in seen:
+                        continue
+                    seen.add((rule.id, m.start()))
+                    value = m.group("secret")
+                    if rule.accept is not None and not rule.accept(value):
+                        continue
+                    rule_id = _classify_jwt(value) if rule.id == "jwt" else rule.id
+                    name = m.groupdict().get("name")
+                    found.append(
+                        RawFinding(
+                            rule=rule_id,
+                            start=m.start(),
+                            end=m.end(),
+                            secret_start=m.start("secret"),
+                            value=value,
+                            name=name.decode("ascii", "replace") if name else None,
+                            public=_public_part(rule, m),
+                        )
+                    )
+        return found
+
+
+class StreamSecrets:
+    """Feed one contiguous stream in chunks; get each finding once, at absolute offsets."""
+
+    def __init__(self, matcher: SecretMatcher, base: int = 0) -> None:
+        self._m = matcher
+        self._carry = b""
+        self._carry_at = base
+        self._next = base
+
+    def feed(self, data: bytes) -> list[RawFinding]:
+        if not data:
+            return []
+        buf = self._carry + data if self._carry else data
+        hi = len(buf) - self._m.ahead
+        if hi <= self._next - self._carry_at:
+            self._carry = bytes(buf)
+            return []
+        out = self._scan(buf, hi)
+        keep = max(0, hi - self._m.back)
+        self._carry = buf[keep:]
+        self._carry_at += keep
+        return out
+
+    def finish(self) -> list[RawFinding]:
+        buf, self._carry = self._carry, b""
+        out = self._scan(buf, len(buf)) if buf else []
+        self._carry_at += len(buf)
+        return out
+
+    def _scan(self, buf: bytes, hi: int) -> list[RawFinding]:
+        base = self._carry_at
+        lo = max(0, self._next - base)
+        found = self._m.find(buf, lo, hi)
+        self._next = base + hi
+        return [
+            RawFinding(
+                f.rule,
+                f.start + base,
+                f.end + base,
+                f.secret_start + base,
+                f.value,
+                f.name,
+                f.public,
+            )
+            for f in found
+        ]
+
+
+def scan_chunks(
+    matcher: SecretMatcher, chunks: Iterable[bytes], base: int = 0
+) -> Iterator[RawFinding]:
+    """Every finding in a stream given as chunks."""
+    stream = StreamSecrets(matcher, base)
+    for chunk in chunks:
+        yield from stream.feed(chunk)
+    yield from stream.finish()
+
+
+def drop_shadowed(findings: list[RawFinding]) -> list[RawFinding]:
+    """Remove generic findings whose secret overlaps a more specific finding's (same stream).
+
+    The specific finding inherits the generic one's variable name (``API_TOKEN=sk_live_...``
+    is a Stripe key assigned to ``API_TOKEN``).
+    """
+    order = sorted(range(len(findings)), key=lambda i: findings[i].secret_start)
+    starts = [findings[i].secret_start for i in order]
+    longest = max((len(f.value) for f in findings), default=0)
+    names: dict[int, str] = {}
+    dropped: set[int] = set()
+    for idx, f in enumerate(findings):
+        mine = _PRIORITY.get(f.rule, -1)
+        if mine < 0 or not RULES[mine].generic:
+            continue
+        lo, hi = f.secret_start, f.secret_start + len(f.value)
+        j = bisect.bisect_left(starts, hi) - 1
+        while j >= 0 and starts[j] > lo - longest:
+            other = findings[order[j]]
+            if (
+                other.secret_start < hi
+                and lo < other.secret_start + len(other.value)
+                and _PRIORITY.get(other.rule, -1) < mine
+            ):
+                dropped.add(idx)
+                if f.name and not other.name:
+                    names.setdefault(order[j], f.name)
+                break
+            j -= 1
+    out = []
+    for idx, f in enumerate(findings):
+        if idx in dropped:
+            continue
+        if idx in names:
+            f = RawFinding(f.rule, f.start, f.end, f.secret_start, f.value, names[idx], f.public)
+        out.append(f)
+    return out
+
+
+class Fingerprinter:
+    """HMAC-SHA-256 of a secret under a key that is random per run unless one is given."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key if key is not None else _random.token_bytes(32)
+
+    def __call__(self, value: bytes) -> str:
+        return hmac.new(self.key, value, hashlib.sha256).hexdigest()[:24]
+
+
+def redacted_preview(public: str, length: int) -> str:
+    """The public prefix of a secret, then a marker: never any of the secret part."""
+    return f"{public}…[REDACTED {length} bytes]" if public else f"[REDACTED {length} bytes]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scanning a whole archive
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a finding is: in a process's memory, or in a file of the archive."""
+
+    #: "memory", "stale-memory" (pages no live process points to) or "file".
+    source: str
+    pid: int | None
+    comm: str | None
+    address: str | None
+    mapping: Any
+    member: str
+    offset: int
+    path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One secret found, redacted unless asked otherwise."""
+
+    rule: str
+    location: Location
+    #: The public prefix of the secret and a redaction marker; never the secret itself.
+    preview: str
+    length: int
+    fingerprint: str
+    #: The variable or key name the secret was assigned to, when the rule saw one.
+    name: str | None
+    #: The secret in clear: only with --show-secrets, else None.
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FindingGroup:
+    """The same secret (same fingerprint) seen in several places."""
+
+    fingerprint: str
+    rules: list[str]
+    preview: str
+    length: int
+    count: int
+    pids: list[int]
+    members: list[str]
+    names: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSetInfo:
+    version: str
+    digest: str
+    engine: str
+    rules: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsResult:
+    """A secret scan of one archive."""
+
+    input: Any
+    ruleset: RuleSetInfo
+    findings: list[Finding]
+    groups: list[FindingGroup]
+    by_rule: dict[str, int]
+    memory_bytes: int
+    other_bytes: int
+    #: False when --memory-only left the files out.
+    files_scanned: bool
+    problems: list[Any]
+    warnings: list[Any]
+
+
+class _SecretSink:
+    def __init__(self, matcher: SecretMatcher) -> None:
+        self.matcher = matcher
+        self.raw: list[tuple[Any, RawFinding]] = []
+        self.memory_bytes = 0
+        self.other_bytes = 0
+
+    def segment(self, info: Any, chunks: Iterable[bytes]) -> None:
+        base = info.vaddr if info.vaddr is not None else info.offset
+        if info.path is None and info.member.startswith("checkpoint/pages-"):
+            self.memory_bytes += info.length
+        else:
+            self.other_bytes += info.length
+        found = list(scan_chunks(self.matcher, chunks, base))
+        self.raw.extend((info, f) for f in drop_shadowed(found))
+
+
+def _location(info: Any, f: RawFinding, model: Any) -> Location:
+    from .search import MappingRef
+
+    if info.vaddr is None:
+        stale = info.path is None and info.member.startswith("checkpoint/pages-")
+        source = "stale-memory" if stale else "file"
+        return Location(source, None, None, None, None, info.member, f.start, info.path)
+    offset = info.offset + (f.start - info.vaddr)
+    pmem = model.processes.get(info.pid)
+    if pmem is None or not pmem.live:
+        return Location("stale-memory", None, None, None, None, info.member, offset, None)
+    vma = pmem.vma_at(f.start)
+    ref = (
+        None
+        if vma is None
+        else MappingRef(f"0x{vma.start:x}", f"0x{vma.end:x}", vma.perms, vma.kind, vma.backing)
+    )
+    return Location("memory", pmem.pid, pmem.comm, f"0x{f.start:x}", ref, info.member, offset, None)
+
+
+def group_findings(findings: list[Finding]) -> list[FindingGroup]:
+    """Findings with the same fingerprint, as one group with a count."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.fingerprint, []).append(f)
+    out = []
+    for fp, items in groups.items():
+        first = items[0]
+        out.append(
+            FindingGroup(
+                fingerprint=fp,
+                rules=sorted({f.rule for f in items}),
+                preview=first.preview,
+                length=first.length,
+                count=len(items),
+                pids=sorted({f.location.pid for f in items if f.location.pid is not None}),
+                members=sorted({f.location.member for f in items}),
+                names=sorted({f.name for f in items if f.name}),
+            )
+        )
+    out.sort(key=lambda g: (-g.count, g.rules, g.fingerprint))
+    return out
+
+
+def scan_archive_secrets(
+    path: str,
+    *,
+    stdin: Any = None,
+    engine: str = "auto",
+    fingerprint_key: bytes | None = None,
+    show_secrets: bool = False,
+    memory_only: bool = False,
+    pids: set[int] | None = None,
+    hash_input: bool | None = None,
+    progress: Any = None,
+) -> SecretsResult:
+    """Scan memory pages, spec.dump env, rootfs-diff files, logs, tmpfs and shm tarballs."""
+    from .memwalk import walk_memory
+    from .summary import secrets_warning
+
+    matcher = SecretMatcher(engine=engine)
+    sink = _SecretSink(matcher)
+    scan, model = walk_memory(
+        path,
+        sink,
+        stdin=stdin,
+        pids=pids,
+        everywhere=not memory_only,
+        hash_input=hash_input,
+        progress=progress,
+    )
+    keyed_hash = Fingerprinter(fingerprint_key)
+    findings = []
+    for info, f in sink.raw:
+        findings.append(
+            Finding(
+                rule=f.rule,
+                location=_location(info, f, model),
+                preview=redacted_preview(f.public, len(f.value)),
+                length=len(f.value),
+                fingerprint=keyed_hash(f.value),
+                name=f.name,
+                secret=f.value.decode("utf-8", "backslashreplace") if show_secrets else None,
+            )
+        )
+    findings.sort(
+        key=lambda x: (x.location.member, x.location.path or "", x.location.offset, x.rule)
+    )
+    by_rule: dict[str, int] = {}
+    for finding in findings:
+        by_rule[finding.rule] = by_rule.get(finding.rule, 0) + 1
+    live = [p for p in model.processes.values() if p.live]
+    info = RuleSetInfo(
+        RULESET_VERSION,
+        ruleset_digest(),
+        matcher.engine,
+        [r.id for r in RULES] + ["kubernetes-service-account-token"],
+    )
+    return SecretsResult(
+        input=scan.input,
+        ruleset=info,
+        findings=findings,
+        groups=group_findings(findings),
+        by_rule=dict(sorted(by_rule.items())),
+        memory_bytes=sink.memory_bytes,
+        other_bytes=sink.other_bytes,
+        files_scanned=not memory_only,
+        problems=[*scan.problems, *model.problems],
+        warnings=secrets_warning(len(live), sum(model.pages_sizes.values())),
+    )
