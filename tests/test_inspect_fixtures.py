@@ -170,3 +170,29 @@ def test_cli_reads_stdin(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("inspect", "-", "-o", "json", stdin=IDLE.read_bytes())
     assert result.exit_code == 0
     assert json.loads(result.stdout)["processes"][1]["cmdline"] == ["sleep", "1"]
+
+
+@pytest.mark.parametrize("archive", [PODMAN_T1, IDLE, PODMAN_T3], ids=fixture_id)
+def test_one_pass_reader_agrees_with_the_memory_model(archive: Path) -> None:
+    """The stream-mode argv/env capture and the memory model's reader give the same bytes."""
+    from kcheckpoint.inspect.criu.args import ArgsReader
+    from kcheckpoint.inspect.criu.images import read_image
+    from kcheckpoint.inspect.criu.memory import MemoryReader
+    from kcheckpoint.inspect.scan import scan_archive
+
+    args = ArgsReader()
+    scan = scan_archive(archive, read_images=True, on_member=args.on_member, on_image=args.on_image)
+    args.close()
+    compared = 0
+    for name, data in scan.images.items():
+        if not name.startswith("checkpoint/mm-"):
+            continue
+        pid = int(name.split("-")[1].split(".")[0])
+        mm = read_image(name.rsplit("/", 1)[1], data).entries[0]
+        for start, end in ((mm.mm_arg_start, mm.mm_arg_end), (mm.mm_env_start, mm.mm_env_end)):
+            ours = args.read(pid, start, end)
+            assert ours is not None and len(ours) == end - start
+            if scan.input.read_mode == "seekable":
+                assert MemoryReader.from_scan(archive, scan).read(pid, start, end) == ours
+            compared += 1
+    assert compared == 4

@@ -18,6 +18,7 @@ from . import system
 from .args import ArgsReader
 from .decode import ProcessDecoder, ReadMemory
 from .imageset import PREFIX, ImageSet
+from .memory import MemoryReader
 from .model import Inspection, Metadata, Process
 
 
@@ -129,7 +130,17 @@ def inspect_path(
             args.close()
     return inspect_scan(
         scan,
-        args.read if args else None,
+        memory_reader(path, scan, args) if args else None,
         show_secrets=show_secrets,
         extra_problems=args.problems if args else None,
     )
+
+
+def memory_reader(path: str | os.PathLike[str], scan: ArchiveScan, args: ArgsReader) -> ReadMemory:
+    """The shared memory model's reader for a seekable archive; the one-pass capture otherwise.
+
+    Both attribute memory through pstree -> pagemap -> pages_id; tests check that they agree.
+    """
+    if scan.input.read_mode == "seekable" and os.fspath(path) != "-":
+        return MemoryReader.from_scan(path, scan).read
+    return args.read
