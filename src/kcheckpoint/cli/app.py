@@ -9,6 +9,7 @@ import typer
 from kcheckpoint import __version__
 
 from .commands import (
+    capture_cmd,
     extract_cmd,
     inspect_cmd,
     list_cmd,
@@ -16,6 +17,7 @@ from .commands import (
     memory_cmd,
     search_cmd,
     secrets_cmd,
+    serve_cmd,
     summary_cmd,
 )
 from .output import set_debug, set_quiet
@@ -75,6 +77,8 @@ app.command("manifest", no_args_is_help=True)(manifest_cmd.manifest)
 app.command("verify", no_args_is_help=True)(manifest_cmd.verify)
 app.command("extract", no_args_is_help=True)(extract_cmd.extract)
 app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect)
+app.command("serve")(serve_cmd.serve)
+app.command("capture", no_args_is_help=True)(capture_cmd.capture)
 app.command("memory", no_args_is_help=True)(memory_cmd.memory)
 app.command("search", no_args_is_help=True)(search_cmd.search)
 app.command("secrets", no_args_is_help=True)(secrets_cmd.secrets)
