@@ -196,3 +196,14 @@ def test_one_pass_reader_agrees_with_the_memory_model(archive: Path) -> None:
                 assert MemoryReader.from_scan(archive, scan).read(pid, start, end) == ours
             compared += 1
     assert compared == 4
+
+
+def test_env_values_in_annotations_are_redacted() -> None:
+    from kcheckpoint.inspect.criu.checkpoint import redact_env_values
+
+    spec = json.dumps(
+        {"spec": {"containers": [{"env": [{"name": "DB_PASSWORD", "value": "hunter2"}]}]}}
+    )
+    redacted = redact_env_values(spec)
+    assert "hunter2" not in redacted and "DB_PASSWORD" in redacted
+    assert redact_env_values("plain") == "plain"

@@ -4,9 +4,10 @@ namespaces, dump statistics, and the problems the images show.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kcheckpoint.inspect.engines import container_of, parse_metadata
 from kcheckpoint.inspect.model import Problem
@@ -45,6 +46,38 @@ def process_list(
     decoder = ProcessDecoder(images, read_memory, show_secrets=show_secrets)
     procs = decoder.processes()
     return procs, [*images.problems, *decoder.problems]
+
+
+def redact_env_values(value: str) -> str:
+    """An annotation with the values of embedded container env lists redacted.
+
+    ``kubectl.kubernetes.io/last-applied-configuration`` and CRI-O's JSON annotations may hold a
+    pod spec, whose ``env: [{"name", "value"}]`` entries carry the same values inspect redacts.
+    """
+    if '"env"' not in value:
+        return value
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k == "env" and isinstance(v, list):
+                    out[k] = [
+                        {**e, "value": "<redacted>"} if isinstance(e, dict) and "value" in e else e
+                        for e in v
+                    ]
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return json.dumps(walk(data), separators=(",", ":"))
 
 
 def main_command(procs: list[Process]) -> str | None:
@@ -88,7 +121,9 @@ def inspect_scan(
         metadata=Metadata(
             pod=container.pod,
             namespace=container.namespace,
-            annotations=dict(sorted(ann.items())),
+            annotations={
+                k: v if show_secrets else redact_env_values(v) for k, v in sorted(ann.items())
+            },
             spec_env_names=[e.partition("=")[0] for e in meta.env],
         ),
         inventory=system.inventory(images),
