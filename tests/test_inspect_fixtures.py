@@ -207,3 +207,27 @@ def test_env_values_in_annotations_are_redacted() -> None:
     redacted = redact_env_values(spec)
     assert "hunter2" not in redacted and "DB_PASSWORD" in redacted
     assert redact_env_values("plain") == "plain"
+
+
+def test_every_json_key_is_documented_in_the_readme(cli) -> None:  # type: ignore[no-untyped-def]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### `inspect --format json`", 1)[1]
+    data = json.loads(cli("inspect", IDLE, "--all", "-o", "json").stdout)
+    keys: set[str] = set()
+
+    def collect(node: object, top: bool) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if not (top and k in ("input", "container", "sizes", "problems", "warnings")):
+                    keys.add(k)
+                    collect(v, False)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v, False)
+
+    collect(data, True)
+    # Annotation names (dotted) and thread ids are data, not keys of the contract.
+    undocumented = {
+        k for k in keys if f'"{k}"' not in section and f"`{k}`" not in section and "." not in k
+    }
+    assert not undocumented, undocumented
