@@ -231,3 +231,12 @@ def test_every_json_key_is_documented_in_the_readme(cli) -> None:  # type: ignor
         k for k in keys if f'"{k}"' not in section and f"`{k}`" not in section and "." not in k
     }
     assert not undocumented, undocumented
+
+
+def test_tree_escapes_control_characters(cli) -> None:  # type: ignore[no-untyped-def]
+    from kcheckpoint.render.inspect_tree import printable
+
+    assert printable("a\nb\x1b[31m\x9b") == "a\\nb\\x1b[31m\\x9b"
+    out = cli("inspect", PODMAN_T1, "--pid", "2").stdout
+    assert "-c 'import sys,time\\nwhile True:" in out  # pid 2's multi-line argv stays on one line
+    assert "\x1b" not in out

@@ -87,6 +87,15 @@ def json_data(result: Inspection, sel: Selection) -> dict[str, Any]:
     return data
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+
+
+def printable(text: str) -> str:
+    """Control characters escaped, so archive data cannot break lines or drive the terminal."""
+    return text.translate(_CONTROL)
+
+
 class _Tree:
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -96,7 +105,7 @@ class _Tree:
         for i, kid in enumerate(kids):
             last = i == len(kids) - 1
             text, grand = kid if isinstance(kid, tuple) else (kid, [])
-            self.lines.append(prefix + ("└── " if last else "├── ") + text)
+            self.lines.append(prefix + ("└── " if last else "├── ") + printable(text))
             self.node(text, grand, prefix + ("    " if last else "│   "))
 
 
@@ -235,7 +244,7 @@ def tree_text(result: Inspection, sel: Selection) -> str:
         rows = []
         for sk in result.sockets:
             what = f"{sk.family.upper()} {sk.protocol or ''} ({sk.type}, {sk.state or ABSENT})"
-            ends = sk.local or ABSENT
+            ends = sk.local or (f"unix[{sk.ino}]" if sk.family == "unix" else ABSENT)
             if sk.peer:
                 ends += f" -> {sk.peer}"
             bufs = f"↑ {size(sk.send_buf)} ↓ {size(sk.recv_buf)}"
@@ -275,6 +284,6 @@ def tree_text(result: Inspection, sel: Selection) -> str:
         root.append(("Problems", [f"{p.source}: {p.kind}: {p.message}" for p in result.problems]))
     tree = _Tree()
     title = c.name or "Container"
-    tree.lines.append(f"{title}  ({result.input.path})")
+    tree.lines.append(printable(f"{title}  ({result.input.path})"))
     tree.node(title, root)
     return "\n".join(tree.lines) + "\n"
