@@ -10,6 +10,7 @@ from kcheckpoint import __version__
 
 from .commands import (
     capture_cmd,
+    diff_cmd,
     extract_cmd,
     inspect_cmd,
     list_cmd,
@@ -77,6 +78,7 @@ app.command("manifest", no_args_is_help=True)(manifest_cmd.manifest)
 app.command("verify", no_args_is_help=True)(manifest_cmd.verify)
 app.command("extract", no_args_is_help=True)(extract_cmd.extract)
 app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect)
+app.command("diff", no_args_is_help=True)(diff_cmd.diff)
 app.command("serve")(serve_cmd.serve)
 app.command("capture", no_args_is_help=True)(capture_cmd.capture)
 app.command("memory", no_args_is_help=True)(memory_cmd.memory)

@@ -1,0 +1,327 @@
+"""Diff two checkpoint archives: read each once, then compare every section.
+
+Reading plan (each archive is read once; page data is never held whole):
+- identical files (same size, same bytes, so the same SHA-256) short-circuit;
+- when one side is a seekable plain tar (R), it is indexed first, and the other side (S) is
+  streamed and compared chunk by chunk with R's pages, read at their offsets;
+- when neither is seekable, a first pass digests A's pages, a second pass compares B's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+from kcheckpoint.errors import InputError
+from kcheckpoint.inspect.engines import container_of, parse_metadata
+from kcheckpoint.inspect.model import InputInfo
+from kcheckpoint.inspect.scan import scan_archive
+from kcheckpoint.inspect.source import ProgressCallback, open_input
+from kcheckpoint.inspect.summary import process_count, secrets_warning, sizes_of
+
+from . import compare
+from .memdiff import compare_memory
+from .model import (
+    ADDED,
+    CHANGED,
+    DELETED,
+    REMOVED,
+    REPLACED,
+    RESIZED,
+    CheckpointDiff,
+    DiffSide,
+    FsChange,
+    SectionCount,
+    problems_of,
+)
+from .pages import (
+    CompareDigestsSink,
+    CompareReaderSink,
+    DigestSink,
+    PageReader,
+    StreamPages,
+    merged,
+)
+from .side import CONTENT_LIMIT, Side, pages_offsets, read_side
+
+SECTIONS = ("metadata", "processes", "files", "sockets", "memory", "filesystem", "members")
+#: Lines of unified diff shown per file with --content.
+CONTENT_LINES = 400
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DiffOptions:
+    """What to compare and show."""
+
+    show_secrets: bool = False
+    ignore_time: bool = False
+    content: bool = False
+    #: Hash seekable inputs too (streamed ones always are); None: only when needed.
+    hash_input: bool | None = None
+
+
+ProgressFor = Callable[[str], ProgressCallback | None]
+
+
+def identical_files(path_a: str, path_b: str) -> str | None:
+    """The SHA-256 of two regular files with the same bytes, or None (stops at a difference)."""
+    if "-" in (path_a, path_b):
+        return None
+    try:
+        sa, sb = os.stat(path_a), os.stat(path_b)
+    except OSError:
+        return None  # the reader reports it
+    if not (stat.S_ISREG(sa.st_mode) and stat.S_ISREG(sb.st_mode)) or sa.st_size != sb.st_size:
+        return None
+    sha = hashlib.sha256()
+    with open(path_a, "rb") as fa, open(path_b, "rb") as fb:
+        if os.path.samestat(os.fstat(fa.fileno()), os.fstat(fb.fileno())):
+            return hashlib.file_digest(fa, "sha256").hexdigest()
+        while True:
+            ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
+            if ca != cb:
+                return None
+            if not ca:
+                return sha.hexdigest()
+            sha.update(ca)
+
+
+def _seekable(path: str, stdin: BinaryIO | None) -> bool:
+    if path == "-":
+        return False
+    with open_input(path, stdin=stdin, hash_input=False) as src:
+        return src.seekable
+
+
+def diff_archives(
+    path_a: str,
+    path_b: str,
+    *,
+    stdin: BinaryIO | None = None,
+    options: DiffOptions = DiffOptions(),
+    progress_for: ProgressFor | None = None,
+) -> CheckpointDiff:
+    """Compare archive A with archive B (either may be '-', not both)."""
+    if path_a == "-" and path_b == "-":
+        raise InputError("only one of the two archives can be read from stdin")
+    progress = progress_for or (lambda _path: None)
+    digest = identical_files(path_a, path_b)
+    if digest is not None:
+        return _identical(path_a, path_b, digest, options)
+    hash_input = options.hash_input
+    content = options.content
+
+    def stdin_of(path: str) -> BinaryIO | None:
+        return stdin if path == "-" else None
+
+    if _seekable(path_a, None) or _seekable(path_b, None):
+        ref_is_a = _seekable(path_a, None)
+        ref_path, other_path = (path_a, path_b) if ref_is_a else (path_b, path_a)
+        ref = read_side(
+            "a" if ref_is_a else "b",
+            ref_path,
+            hash_input=hash_input,
+            progress=progress(ref_path),
+            keep_content=content,
+        )
+        reader = PageReader(ref_path, ref.memory, pages_offsets(ref.scan))
+        try:
+            sink = CompareReaderSink(reader)
+            other = read_side(
+                "b" if ref_is_a else "a",
+                other_path,
+                stdin=stdin_of(other_path),
+                hash_input=hash_input,
+                progress=progress(other_path),
+                pages=StreamPages(sink),
+                keep_content=content,
+            )
+        finally:
+            reader.close()
+        side_a, side_b = (ref, other) if ref_is_a else (other, ref)
+        changes = merged(sink.changes)
+    else:
+        first = DigestSink()
+        side_a = read_side(
+            "a",
+            path_a,
+            stdin=stdin_of(path_a),
+            hash_input=hash_input,
+            progress=progress(path_a),
+            pages=StreamPages(first),
+            keep_content=content,
+        )
+        second = CompareDigestsSink(first)
+        del first
+        side_b = read_side(
+            "b",
+            path_b,
+            stdin=stdin_of(path_b),
+            hash_input=hash_input,
+            progress=progress(path_b),
+            pages=StreamPages(second),
+            keep_content=content,
+        )
+        changes = merged(second.changes)
+    if (
+        side_a.scan.input.sha256 is not None
+        and side_a.scan.input.sha256 == side_b.scan.input.sha256
+    ):
+        return _identical_sides(side_a, side_b, options)
+    return compare_sides(side_a, side_b, changes, options)
+
+
+def _diff_side(side: Side) -> DiffSide:
+    i = side.inspection
+    return DiffSide(i.input, i.container, i.sizes, len(i.processes), i.warnings)
+
+
+def compare_sides(
+    a: Side, b: Side, changes: dict[int, list[tuple[int, int]]], options: DiffOptions
+) -> CheckpointDiff:
+    """Every section of the diff, from two decoded sides and the changed page ranges."""
+    ia, ib = a.inspection, b.inspection
+    same, note = compare.same_container(ia.container, ib.container)
+    pairs = compare.match_processes(ia.processes, ib.processes)
+    filesystem = compare.compare_fs(a.fs, b.fs)
+    if options.content:
+        filesystem = [with_content(c, a.contents, b.contents) for c in filesystem]
+    diff = CheckpointDiff(
+        a=_diff_side(a),
+        b=_diff_side(b),
+        identical=False,
+        same_container=same,
+        note=note,
+        ignore_time=options.ignore_time,
+        counts={},
+        metadata=compare.compare_metadata(
+            ia,
+            ib,
+            a.env,
+            b.env,
+            show_secrets=options.show_secrets,
+            ignore_time=options.ignore_time,
+        ),
+        processes=compare.compare_processes(pairs, show_secrets=options.show_secrets),
+        files=compare.compare_files(pairs),
+        sockets=compare.compare_sockets(pairs, ia.sockets, ib.sockets),
+        memory=compare_memory(pairs, a.memory.processes, b.memory.processes, changes),
+        filesystem=filesystem,
+        members=compare.compare_members(a.scan.members, b.scan.members),
+        problems=problems_of("a", ia.problems) + problems_of("b", ib.problems),
+    )
+    return with_counts(diff)
+
+
+def with_counts(diff: CheckpointDiff) -> CheckpointDiff:
+    """The diff with its per-section counts and total filled in."""
+    counts: dict[str, SectionCount] = {}
+
+    def count(statuses: list[str]) -> SectionCount:
+        return SectionCount(
+            added=statuses.count(ADDED),
+            removed=statuses.count(REMOVED) + statuses.count(DELETED),
+            changed=statuses.count(CHANGED) + statuses.count(RESIZED),
+            replaced=statuses.count(REPLACED),
+        )
+
+    counts["metadata"] = count([c.status for c in diff.metadata])
+    counts["processes"] = count([c.status for c in diff.processes])
+    counts["files"] = count([c.status for c in diff.files])
+    counts["sockets"] = count([c.status for c in diff.sockets])
+    memory: list[str] = []
+    for p in diff.memory:
+        statuses = [m.status for m in p.mappings]
+        memory += statuses or [CHANGED]
+    counts["memory"] = count(memory)
+    counts["filesystem"] = count([c.status for c in diff.filesystem])
+    counts["members"] = count([c.status for c in diff.members])
+    total = sum(c.added + c.removed + c.changed + c.replaced for c in counts.values())
+    return replace(diff, counts=counts, differences=total)
+
+
+def _is_text(data: bytes) -> str | None:
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def with_content(change: FsChange, a: dict[str, bytes], b: dict[str, bytes]) -> FsChange:
+    """Add a unified diff of a text file's two versions (absent or deleted reads as empty)."""
+    files = [s for s in (change.a, change.b) if s is not None and s.type == "file"]
+    if not files:
+        return change
+    if any((s.size or 0) > CONTENT_LIMIT for s in files):
+        return replace(change, content_note=f"larger than {CONTENT_LIMIT} bytes: not shown")
+    texts = []
+    for state, contents in ((change.a, a), (change.b, b)):
+        if state is None or state.type != "file":
+            texts.append("")
+            continue
+        data = contents.get(change.path)
+        text = _is_text(data) if data is not None else None
+        if text is None:
+            note = "binary file: not shown" if data is not None else "content not read"
+            return replace(change, content_note=note)
+        texts.append(text)
+    lines = list(
+        difflib.unified_diff(
+            texts[0].splitlines(),
+            texts[1].splitlines(),
+            fromfile="a" + change.path if change.a and change.a.type == "file" else "/dev/null",
+            tofile="b" + change.path if change.b and change.b.type == "file" else "/dev/null",
+            lineterm="",
+        )
+    )
+    if len(lines) > CONTENT_LINES:
+        note = f"{len(lines) - CONTENT_LINES} more line(s) not shown"
+        return replace(change, content_diff=lines[:CONTENT_LINES], content_note=note)
+    return replace(change, content_diff=lines)
+
+
+def _identical(path_a: str, path_b: str, digest: str, options: DiffOptions) -> CheckpointDiff:
+    """Same bytes: read A's headers and metadata only, for the warning and the top lines."""
+    scan = scan_archive(path_a, hash_input=False)
+    meta = parse_metadata(scan.blobs)
+    container = container_of(meta, scan.names)
+    sizes = sizes_of(scan)
+    processes = process_count(scan)
+    info_a = replace(scan.input, sha256=digest)
+    info_b = InputInfo(
+        path_b, scan.input.size, scan.input.compression, scan.input.read_mode, digest
+    )
+    warnings = secrets_warning(processes, sizes.memory_pages)
+    return with_counts(
+        CheckpointDiff(
+            a=DiffSide(info_a, container, sizes, processes, warnings),
+            b=DiffSide(info_b, container, sizes, processes, warnings),
+            identical=True,
+            same_container=True,
+            note=None,
+            ignore_time=options.ignore_time,
+            counts={},
+            metadata=[],
+            processes=[],
+            files=[],
+            sockets=[],
+            memory=[],
+            filesystem=[],
+            members=[],
+            problems=problems_of("a", scan.problems) + problems_of("b", scan.problems),
+        )
+    )
+
+
+def _identical_sides(a: Side, b: Side, options: DiffOptions) -> CheckpointDiff:
+    """Both read (one was stdin) and found to have the same SHA-256."""
+    diff = compare_sides(a, b, {}, options)
+    return replace(diff, identical=True)

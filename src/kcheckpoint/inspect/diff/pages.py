@@ -1,0 +1,298 @@
+"""Find the pages whose bytes differ between two checkpoints, in bounded memory.
+
+The pages of one side (S) stream through ``MemoryWalk`` one chunk at a time. Each chunk is
+compared with the other side's bytes at the same virtual addresses of the same pid:
+
+- when the other side (R) is a seekable plain tar, by reading R's pages at their offsets (no
+  digest at all: a chunk is compared whole, and page by page only when it differs);
+- when both are streamed (compressed or piped), by page digests: a first pass over A keeps a
+  16-byte SHA-256 prefix per page (0.4 % of the memory size), the pass over B compares with it.
+
+The result is, per pid, the merged ``[start, end)`` ranges of pages present on both sides whose
+bytes differ. Pages present on one side only are not counted here: the pagemaps say which.
+The same sinks also keep each process's argv and env ranges for the decoder.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from kcheckpoint.inspect.archive import Entry
+from kcheckpoint.inspect.criu.decode import MAX_ARGS_BYTES
+from kcheckpoint.inspect.criu.memory import MemoryModel, ProcessMemory, decode_image, page_size_of
+from kcheckpoint.inspect.memwalk import MemoryWalk, SegmentInfo
+from kcheckpoint.inspect.model import Problem
+
+DIGEST_BYTES = 16
+#: pid -> merged [start, end) ranges of changed pages.
+Changes = dict[int, list[list[int]]]
+
+
+def add_range(ranges: list[list[int]], start: int, end: int) -> None:
+    """Append ``[start, end)``, merging with the last range when they touch."""
+    if ranges and ranges[-1][1] == start:
+        ranges[-1][1] = end
+    else:
+        ranges.append([start, end])
+
+
+def merged(changes: Changes) -> dict[int, list[tuple[int, int]]]:
+    """Sorted, merged ranges per pid."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for pid, ranges in changes.items():
+        acc: list[list[int]] = []
+        for start, end in sorted(ranges):
+            if acc and start <= acc[-1][1]:
+                acc[-1][1] = max(acc[-1][1], end)
+            else:
+                acc.append([start, end])
+        out[pid] = [(s, e) for s, e in acc]
+    return out
+
+
+@dataclass
+class _Want:
+    start: int
+    end: int
+    data: bytearray
+    covered: int = 0
+
+
+class ArgvCapture:
+    """Keeps each process's argv and env bytes as its pages go by (a ``ReadMemory``)."""
+
+    def __init__(self, images: Mapping[str, bytes]) -> None:
+        self._images = images
+        self._wants: dict[int, list[_Want]] = {}
+        self._page_size: dict[int, int] = {}
+
+    def _mm(self, pid: int) -> Any | None:
+        name = f"checkpoint/mm-{pid}.img"
+        data = self._images.get(name)
+        image = decode_image(name, data, []) if data else None
+        return image.entries[0] if image is not None and image.entries else None
+
+    def prepare(self, pid: int) -> int:
+        """Read pid's mm image once: its argv/env ranges; returns its page size."""
+        if pid not in self._wants:
+            mm = self._mm(pid)
+            wants = []
+            if mm is not None:
+                for start, end in (
+                    (mm.mm_arg_start, mm.mm_arg_end),
+                    (mm.mm_env_start, mm.mm_env_end),
+                ):
+                    if 0 < end - start <= MAX_ARGS_BYTES:
+                        wants.append(_Want(start, end, bytearray(end - start)))
+            self._wants[pid] = wants
+            self._page_size[pid] = page_size_of(mm)
+        return self._page_size[pid]
+
+    def feed(self, pid: int, vaddr: int, chunk: bytes) -> None:
+        for w in self._wants.get(pid, ()):
+            lo, hi = max(vaddr, w.start), min(vaddr + len(chunk), w.end)
+            if lo < hi:
+                w.data[lo - w.start : hi - w.start] = chunk[lo - vaddr : hi - vaddr]
+                w.covered += hi - lo
+
+    def read(self, pid: int, start: int, end: int) -> bytes | None:
+        for w in self._wants.get(pid, ()):
+            if (w.start, w.end) == (start, end):
+                return bytes(w.data) if w.covered else None
+        return None
+
+
+class _Sink:
+    """Feeds each chunk of a segment to the argv capture and to ``_chunk``."""
+
+    def __init__(self) -> None:
+        self.capture: ArgvCapture = ArgvCapture({})
+        self.changes: Changes = {}
+
+    def segment(self, info: SegmentInfo, chunks: Iterator[bytes]) -> None:
+        if info.pid is None or info.vaddr is None:
+            return
+        pid = info.pid
+        psize = self.capture.prepare(pid)
+        vaddr = info.vaddr
+        carry = b""
+        for chunk in chunks:
+            data = carry + chunk if carry else chunk
+            self.capture.feed(pid, vaddr, data)
+            whole = len(data) - len(data) % psize
+            if whole:
+                self._chunk(pid, vaddr, data[:whole] if whole < len(data) else data, psize)
+            carry = data[whole:]
+            vaddr += whole
+        if carry:  # a short last page (a truncated pages file): compare what is there
+            self._chunk(pid, vaddr, carry, psize)
+
+    def _chunk(self, pid: int, vaddr: int, data: bytes, psize: int) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class _DigestRun:
+    vaddr: int
+    digests: bytearray = field(default_factory=bytearray)
+
+
+def page_digests(data: bytes, psize: int) -> bytes:
+    """A 16-byte SHA-256 prefix per page, concatenated."""
+    view = memoryview(data)
+    sha = hashlib.sha256
+    return b"".join(
+        sha(view[i : i + psize]).digest()[:DIGEST_BYTES] for i in range(0, len(data), psize)
+    )
+
+
+class DigestSink(_Sink):
+    """First pass (both sides streamed): a digest per page of A, per pid, by address."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: dict[int, list[_DigestRun]] = {}
+        self.page_size: dict[int, int] = {}
+
+    def _chunk(self, pid: int, vaddr: int, data: bytes, psize: int) -> None:
+        self.page_size[pid] = psize
+        runs = self.runs.setdefault(pid, [])
+        if not runs or runs[-1].vaddr + len(runs[-1].digests) // DIGEST_BYTES * psize != vaddr:
+            runs.append(_DigestRun(vaddr))
+        runs[-1].digests += page_digests(data, psize)
+
+    def index(self) -> dict[int, tuple[list[int], list[_DigestRun]]]:
+        out = {}
+        for pid, runs in self.runs.items():
+            runs.sort(key=lambda r: r.vaddr)
+            out[pid] = ([r.vaddr for r in runs], runs)
+        return out
+
+
+class CompareDigestsSink(_Sink):
+    """Second pass: each page of B against A's digest at the same address."""
+
+    def __init__(self, first: DigestSink) -> None:
+        super().__init__()
+        self._index = first.index()
+
+    def _chunk(self, pid: int, vaddr: int, data: bytes, psize: int) -> None:
+        found = self._index.get(pid)
+        if found is None:
+            return
+        starts, runs = found
+        mine = page_digests(data, psize)
+        pages = len(mine) // DIGEST_BYTES
+        ranges = self.changes.setdefault(pid, [])
+        page = 0
+        while page < pages:
+            addr = vaddr + page * psize
+            i = bisect.bisect_right(starts, addr) - 1
+            run = runs[i] if i >= 0 else None
+            first = (addr - run.vaddr) // psize if run is not None else 0
+            if run is None or first >= len(run.digests) // DIGEST_BYTES:
+                # A has no page here: find where A's next run starts
+                nxt = starts[i + 1] if i + 1 < len(starts) else None
+                skip = pages - page if nxt is None else max(1, (nxt - addr) // psize)
+                page += skip
+                continue
+            count = min(pages - page, len(run.digests) // DIGEST_BYTES - first)
+            a = run.digests[first * DIGEST_BYTES : (first + count) * DIGEST_BYTES]
+            b = mine[page * DIGEST_BYTES : (page + count) * DIGEST_BYTES]
+            if a != b:
+                for k in range(count):
+                    s = k * DIGEST_BYTES
+                    if a[s : s + DIGEST_BYTES] != b[s : s + DIGEST_BYTES]:
+                        at = addr + k * psize
+                        add_range(ranges, at, at + psize)
+            page += count
+
+
+class PageReader:
+    """Reads a side's pages at their offsets in a seekable plain tar."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], model: MemoryModel, offsets: Mapping[str, int]
+    ):
+        self.model = model
+        self.offsets = dict(offsets)
+        self._file: BinaryIO = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
+        self._buf = bytearray(1 << 20)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def process(self, pid: int) -> tuple[ProcessMemory, int] | None:
+        pmem = self.model.processes.get(pid)
+        if pmem is None or not pmem.live or pmem.pages_member not in self.offsets:
+            return None
+        return pmem, self.offsets[pmem.pages_member]
+
+    def read_into(self, offset: int, length: int) -> memoryview:
+        if len(self._buf) < length:
+            self._buf = bytearray(length)
+        view = memoryview(self._buf)[:length]
+        self._file.seek(offset)
+        got = 0
+        while got < length:
+            n = self._file.readinto(view[got:])  # type: ignore[attr-defined]
+            if not n:
+                break
+            got += n
+        return view[:got]
+
+
+class CompareReaderSink(_Sink):
+    """One pass over S: each chunk against R's bytes, read at their offsets in R's file."""
+
+    def __init__(self, reader: PageReader) -> None:
+        super().__init__()
+        self.reader = reader
+        self.problems: list[Problem] = []
+
+    def _chunk(self, pid: int, vaddr: int, data: bytes, psize: int) -> None:
+        found = self.reader.process(pid)
+        if found is None:
+            return
+        pmem, base = found
+        ranges = self.changes.setdefault(pid, [])
+        for addr, length, off in pmem.locate(vaddr, vaddr + len(data)):
+            if off is None:
+                continue
+            theirs = self.reader.read_into(base + off, length)
+            at = addr - vaddr
+            if len(theirs) == length and data.startswith(theirs, at):
+                continue
+            for k in range(0, length, psize):
+                page = theirs[k : k + psize]
+                if len(page) < min(psize, length - k) or not data.startswith(page, at + k):
+                    add_range(ranges, addr + k, addr + min(k + psize, length))
+
+
+class StreamPages:
+    """A pages hook for ``read_side``: MemoryWalk streaming into one of the sinks above."""
+
+    def __init__(self, sink: _Sink) -> None:
+        self.sink = sink
+        self.walk = MemoryWalk(sink)
+        sink.capture = ArgvCapture(self.walk.images)
+        self.problems: list[Problem] = self.walk.problems
+        self.model: MemoryModel | None = None
+
+    def on_image(self, name: str, data: bytes) -> None:
+        self.walk.on_image(name, data)
+
+    def on_member(self, entry: Entry) -> None:
+        self.walk.on_member(entry)
+
+    def finish(self) -> MemoryModel:
+        self.model = self.walk.finish()
+        return self.model
+
+    def read(self, pid: int, start: int, end: int) -> bytes | None:
+        return self.sink.capture.read(pid, start, end)
