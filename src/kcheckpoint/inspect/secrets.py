@@ -70,10 +70,15 @@ _PLACEHOLDERS = re.compile(
 )
 
 
+_CODE_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def _plausible_value(value: bytes) -> bool:
     """A generic assignment's value looks like a credential, not code or a placeholder."""
     if len(value) < 6 or _PLACEHOLDERS.match(value):
         return False
+    if _CODE_NAME.fullmatch(value) and not any(48 <= b <= 57 for b in value):
+        return False  # self.token, os.environ: code, not a value
     classes = sum(
         1
         for test in (bytes.islower, bytes.isupper, bytes.isdigit)
