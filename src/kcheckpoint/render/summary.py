@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from kcheckpoint.inspect.model import Listing, Summary
 
+from .inspect_tree import printable
 from .text import ABSENT, size, table
 
 SUMMARY_HEADERS = (
@@ -50,6 +51,7 @@ def summary_row(s: Summary) -> list[str]:
 def _short(command: str | None, width: int = 40) -> str:
     if not command:
         return ABSENT
+    command = printable(command)
     return command if len(command) <= width else command[: width - 1] + "…"
 
 
