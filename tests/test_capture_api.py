@@ -248,3 +248,44 @@ def test_retention_after_each_capture(tmp_path: Path) -> None:
         assert [Path(p).name for p in paths[1:]] == [n for n in names if "_default-" in n]
         assert len(names) == 3
         assert not Path(paths[0]).exists()
+
+
+def test_concurrent_captures_with_retention_never_fail(tmp_path: Path) -> None:
+    """Retention after each capture, many containers at once: runs must not race each other
+    (two deleting the same file) nor remove another capture's temporary file."""
+    from kcheckpoint.capture.settings import RetentionPolicy
+
+    policy = RetentionPolicy(max_per_container=1, max_total_bytes=3 * len(PAYLOAD))
+    with running_capture(tmp_path, retention=policy, max_concurrent=16) as cap:
+        targets = ["default/web/app", "other/web/app", "default/twice/app"] * 8
+        with ThreadPoolExecutor(8) as pool:
+            responses: list[Any] = list(pool.map(cap.post, targets))
+        assert [r.status_code for r in responses] == [200] * len(targets), [
+            r.text for r in responses if r.status_code != 200
+        ]
+        assert len(cap.archives()) <= 3
+        assert not [f for f in cap.files() if f.startswith(".tmp-")]
+
+
+def test_a_name_is_not_reused_right_after_its_archive_is_deleted(cap: Capture) -> None:
+    first = json.loads(cap.post("default/web/app").text)["items"][0]  # type: ignore[attr-defined]
+    deleted = cap.client.delete(f"/checkpoints/{Path(first).name}", headers=bearer(OPS))
+    assert deleted.status_code == 204
+    second = json.loads(cap.post("default/web/app").text)["items"][0]  # type: ignore[attr-defined]
+    assert second != first
+
+
+def test_sweep_keeps_files_of_captures_in_flight(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from kcheckpoint.capture.store import ArchiveStore
+
+    store = ArchiveStore(tmp_path / "checkpoints")
+    res = store.reserve("default", "web", "app", datetime.now())
+    res.temp.write_bytes(b"being written")
+    assert store.sweep_temporaries() == []
+    assert res.temp.exists()
+    store.discard(res)
+    res.temp.write_bytes(b"written late by a runtime that ignored its deadline")
+    assert store.sweep_temporaries() == [res.temp.name]
+    assert not res.temp.exists()

@@ -7,6 +7,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +74,7 @@ class ParsedName:
     group: str
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_archive_name(name: str) -> ParsedName:
     """Parse a checkpoint archive name strictly; raise InvalidName for anything else.
 

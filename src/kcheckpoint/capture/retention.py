@@ -7,14 +7,13 @@ Applied after each capture and at start. Oldest archives go first. Archives name
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 
 from .names import parse_archive_name
 from .settings import RetentionPolicy
-from .store import ArchiveInfo, ArchiveStore
+from .store import ArchiveInfo, ArchiveMissing, ArchiveStore
 
 
 @dataclass(frozen=True)
@@ -76,13 +75,10 @@ def apply_retention(
     """Remove what the policy selects from the store; return what was removed."""
     if not policy.enabled:
         return []
-    pairs = []
-    for info in store.list():
-        with contextlib.suppress(FileNotFoundError):
-            pairs.append((info, os.stat(info.path).st_mtime))
+    pairs = store.list_with_mtime(sidecars=False)
     removed = []
     for removal in select_removals(pairs, policy, now=time.time(), keep=keep):
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(ArchiveMissing):  # a DELETE got there first
             store.delete(removal.info.name)
             removed.append(removal)
     return removed

@@ -64,7 +64,7 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
-def context(request: Request) -> AppContext:
+async def context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -72,7 +72,7 @@ def context(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(context)]
 
 
-def identity(request: Request, ctx: Ctx) -> Identity:
+async def identity(request: Request, ctx: Ctx) -> Identity:
     """The caller (401 ``Unauthorized`` without a valid credential, as the kubelet answers)."""
     try:
         return ctx.auth.authenticate(request.headers.get("authorization"))
@@ -206,7 +206,7 @@ def _result(exc: BaseException) -> str:
 @router.get("/checkpoints", tags=["archives"])
 async def list_archives(request: Request, ctx: Ctx, caller: Caller) -> JSONResponse:
     """Archives in the checkpoint directory that the caller's namespaces allow, oldest first."""
-    archives = await asyncio.to_thread(ctx.store.list)
+    archives = await asyncio.to_thread(ctx.store.archives)
     items = [a.public() for a in archives if caller.may_access(a.namespace)]
     ctx.metrics.requests.labels("checkpoints", "GET", "200").inc()
     return JSONResponse({"items": items})

@@ -12,6 +12,7 @@ References:
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -208,15 +209,20 @@ class CriClient:
         ContainerNotRunning (the kubelet's 500 ``container <name> not found``).
         """
         pod_labels = {POD_NAMESPACE: namespace, POD_NAME: pod}
-        sandboxes = await self.list_sandboxes(pod_labels, ready_only=True)
-        for sandbox in sorted(sandboxes, key=lambda s: s.created_at, reverse=True):
-            running = await self.list_containers(
-                {CONTAINER_NAME: container}, sandbox_id=sandbox.id, running_only=True
-            )
-            if running:
-                chosen = max(running, key=lambda c: c.created_at)
-                return ContainerRef(chosen.id, sandbox.id, namespace, pod, container)
-            break  # the kubelet looks only at the newest running pod of that name
+        # Both lists at once (one round trip of latency): the ready sandboxes of the pod, and
+        # the running containers of that name carrying the pod's labels, as the kubelet sets
+        # them on every container. The join keeps the kubelet's choice: the newest ready
+        # sandbox, then its newest running container.
+        sandboxes, running = await asyncio.gather(
+            self.list_sandboxes(pod_labels, ready_only=True),
+            self.list_containers({**pod_labels, CONTAINER_NAME: container}, running_only=True),
+        )
+        if sandboxes:
+            newest = max(sandboxes, key=lambda s: s.created_at)
+            mine = [c for c in running if c.pod_sandbox_id == newest.id]
+            if mine:
+                chosen = max(mine, key=lambda c: c.created_at)
+                return ContainerRef(chosen.id, newest.id, namespace, pod, container)
         if not sandboxes and not await self.list_sandboxes(pod_labels, ready_only=False):
             raise PodNotFound("pod does not exist")
         anywhere = await self.list_containers(

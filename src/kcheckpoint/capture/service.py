@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from .metrics import Metrics
 from .retention import Removal, apply_retention
 from .runtime import CriClient
 from .settings import Settings
-from .store import ArchiveInfo, ArchiveStore
+from .store import ArchiveInfo, ArchiveStore, Reservation
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class CaptureService:
         self.metrics = metrics
         self._limiter = _Limiter(settings.max_concurrent)
         self._locks = _ContainerLocks()
+        self._retention_lock = threading.Lock()
 
     @property
     def active(self) -> int:
@@ -134,9 +136,8 @@ class CaptureService:
         if timeout is not None and timeout < 0:
             raise CheckpointFailed("CheckpointContainer requires the timeout value to be > 0")
         timing = timing_for(timeout, self.settings.runtime_request_timeout)
-        reservation = await asyncio.to_thread(
-            self.store.reserve, namespace, pod, container, datetime.now()
-        )
+        # a few metadata syscalls: cheaper inline than a hop to a worker thread
+        reservation = self.store.reserve(namespace, pod, container, datetime.now())
         try:
             await self.runtime.checkpoint(
                 ref.id,
@@ -147,15 +148,19 @@ class CaptureService:
         except BaseException:
             await asyncio.to_thread(self.store.discard, reservation)
             raise
-        archive = await asyncio.to_thread(self.store.commit, reservation)
-        removed = await asyncio.to_thread(self.apply_retention, frozenset({archive.name}))
-        return CaptureResult(archive, removed)
+        return await asyncio.to_thread(self._finish, reservation)
+
+    def _finish(self, reservation: Reservation) -> CaptureResult:
+        """Check, hash and name the archive, then apply retention (in a worker thread)."""
+        archive = self.store.commit(reservation)
+        return CaptureResult(archive, self.apply_retention(frozenset({archive.name})))
 
     def apply_retention(self, keep: frozenset[str] = frozenset()) -> list[Removal]:
         """Apply the retention policy and sweep temporary files nobody waits for."""
-        for name in self.store.sweep_temporaries():
-            log.info("removed the stale temporary file %s", name)
-        removed = apply_retention(self.store, self.settings.retention, keep=keep)
+        with self._retention_lock:  # one run at a time: they would race to delete the same files
+            for name in self.store.sweep_temporaries():
+                log.info("removed the stale temporary file %s", name)
+            removed = apply_retention(self.store, self.settings.retention, keep=keep)
         for removal in removed:
             log.info("retention removed %s (%s)", removal.info.name, removal.reason)
         return removed

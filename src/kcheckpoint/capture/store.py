@@ -17,6 +17,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -69,8 +70,12 @@ class ArchiveStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._directory = str(directory)
         #: final name -> temporary path, for captures in flight
         self._reserved: dict[str, Path] = {}
+        #: names handed out in the last seconds, so a name is not reused right after retention
+        #: or a DELETE removed its archive (audit records stay unambiguous)
+        self._recent: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # --- directory -----------------------------------------------------------------------
@@ -95,15 +100,19 @@ class ArchiveStore:
         self.ensure_directory()
         moment = now.astimezone()
         with self._lock:
+            horizon = time.monotonic() - 5.0
+            self._recent = {n: t for n, t in self._recent.items() if t > horizon}
             for fraction in (False, True, True, True):
                 name = archive_name(namespace, pod, container, rfc3339(moment, fraction=fraction))
-                if name not in self._reserved and not os.path.lexists(self.directory / name):
+                taken = name in self._reserved or name in self._recent
+                if not taken and not os.path.lexists(self.directory / name):
                     break
                 moment = moment.replace(microsecond=(moment.microsecond + 1) % 1_000_000)
             else:  # pragma: no cover - four collisions within microseconds
                 raise CheckpointFailed(f"no free archive name for {namespace}/{pod}/{container}")
             temp = self.directory / f"{TEMP_PREFIX}{name[:-4]}-{secrets.token_hex(4)}.tar"
             self._reserved[name] = temp
+            self._recent[name] = time.monotonic()
         return Reservation(namespace, pod, container, self.directory / name, temp)
 
     def commit(self, res: Reservation) -> ArchiveInfo:
@@ -165,12 +174,14 @@ class ArchiveStore:
     def sweep_temporaries(self) -> list[str]:
         """Remove temporary files no capture is waiting for (left by a crash, or written late
         by a runtime that ignored its deadline, as CRI-O does)."""
-        with self._lock:
-            in_flight = {p.name for p in self._reserved.values()}
         removed = []
         for entry in self._scan():
-            if entry.name.startswith(TEMP_PREFIX) and entry.name not in in_flight:
-                with contextlib.suppress(FileNotFoundError):
+            if not entry.name.startswith(TEMP_PREFIX):
+                continue
+            # decided under the lock, against the captures in flight *now*: a capture that
+            # started after the scan began must keep its file
+            with self._lock, contextlib.suppress(FileNotFoundError):
+                if entry.name not in {p.name for p in self._reserved.values()}:
                     os.unlink(entry.path)
                     removed.append(entry.name)
         return removed
@@ -183,9 +194,15 @@ class ArchiveStore:
         except FileNotFoundError:
             return
 
-    def list(self) -> list[ArchiveInfo]:
-        """Every archive, oldest first (by modification time, then name)."""
-        found: list[tuple[int, ArchiveInfo]] = []
+    def archives(self, *, sidecars: bool = True) -> list[ArchiveInfo]:
+        """Every archive, oldest first (by modification time, then name).
+
+        Without ``sidecars``, names and sizes only (what retention needs): no file is read.
+        """
+        return [info for info, _ in self.list_with_mtime(sidecars=sidecars)]
+
+    def list_with_mtime(self, *, sidecars: bool = True) -> list[tuple[ArchiveInfo, float]]:
+        found: list[tuple[ArchiveInfo, float]] = []
         for entry in self._scan():
             try:
                 parsed = parse_archive_name(entry.name)
@@ -193,8 +210,9 @@ class ArchiveStore:
             except (InvalidName, FileNotFoundError):
                 continue
             if stat.S_ISREG(st.st_mode):
-                found.append((st.st_mtime_ns, self._info(parsed.name, st)))
-        return [info for _, info in sorted(found, key=lambda t: (t[0], t[1].name))]
+                info = self._info(parsed.name, st, sidecar=sidecars)
+                found.append((info, st.st_mtime))
+        return sorted(found, key=lambda pair: (pair[1], pair[0].name))
 
     def describe(self, name: str) -> ArchiveInfo:
         """The archive called ``name`` (validated: InvalidName; absent: ArchiveMissing),
@@ -231,15 +249,16 @@ class ArchiveStore:
     def _sidecar(self, name: str) -> Path:
         return self.directory / f".{name}.json"
 
-    def _info(self, name: str, st: os.stat_result) -> ArchiveInfo:
+    def _info(self, name: str, st: os.stat_result, *, sidecar: bool = True) -> ArchiveInfo:
         parsed = parse_archive_name(name)
         meta: dict[str, object] = {}
-        with contextlib.suppress(OSError, ValueError):
-            meta = json.loads(self._sidecar(name).read_text())
+        if sidecar:
+            with contextlib.suppress(OSError, ValueError):
+                meta = json.loads(self._sidecar(name).read_text())
         fresh = meta.get("size") == st.st_size and meta.get("mtime_ns") == st.st_mtime_ns
         return ArchiveInfo(
             name=name,
-            path=str(self.directory / name),
+            path=os.path.join(self._directory, name),
             namespace=_str(meta.get("namespace")) or parsed.namespace,
             pod=parsed.pod,
             container=_str(meta.get("container")) or parsed.container,
