@@ -88,6 +88,7 @@ def test_missing_pstree(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped
     result = inspect_path(path)
     assert kinds(path)["checkpoint/pstree.img"] == "missing"
     assert [p.pid for p in result.processes] == [1, 4]
+    assert [p.cmdline[0] if p.cmdline else None for p in result.processes] == ["sh", "sleep"]
     run = cli("inspect", path)
     assert run.exit_code == 0 and "pstree.img" in run.stderr
     assert cli("inspect", path, "--strict").exit_code == 4

@@ -176,6 +176,13 @@ def memory_reader(path: str | os.PathLike[str], scan: ArchiveScan, args: ArgsRea
 
     Both attribute memory through pstree -> pagemap -> pages_id; tests check that they agree.
     """
-    if scan.input.read_mode == "seekable" and os.fspath(path) != "-":
-        return MemoryReader.from_scan(path, scan).read
-    return args.read
+    if scan.input.read_mode != "seekable" or os.fspath(path) == "-":
+        return args.read
+    model = MemoryReader.from_scan(path, scan)
+
+    def read(pid: int, start: int, end: int) -> bytes | None:
+        # The model needs pstree.img; without it, the capture still has the bytes.
+        data = model.read(pid, start, end)
+        return data if data is not None else args.read(pid, start, end)
+
+    return read
