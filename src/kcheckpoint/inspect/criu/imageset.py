@@ -8,7 +8,7 @@ from typing import Any
 from kcheckpoint.errors import ImageError
 from kcheckpoint.inspect.model import Problem
 
-from .images import Image, image_type, read_image
+from .images import Image, read_image
 
 #: Where the CRIU images sit inside the archive.
 PREFIX = "checkpoint/"
@@ -62,12 +62,3 @@ class ImageSet:
 
     def has(self, name: str) -> bool:
         return name in self.members
-
-    def decodable(self) -> list[str]:
-        """Names of the present images kcheckpoint decodes, sorted."""
-        out = []
-        for name in sorted(self.files):
-            kind = image_type(name)
-            if kind is not None and kind.decodable and kind.framed:
-                out.append(name)
-        return out

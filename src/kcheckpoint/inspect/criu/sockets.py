@@ -12,7 +12,7 @@ import struct
 from typing import Any
 
 from .model import Socket
-from .tables import FAMILIES, IP_PROTOCOLS, SK_STATES, SOCK_TYPES, name
+from .tables import FAMILIES, FD_TYPES, IP_PROTOCOLS, SK_STATES, SOCK_TYPES, name
 from .text import socket_name, text
 
 SOCKET_TYPES = {4, 5, 10, 13}  # INETSK, UNIXSK, PACKETSK, NETLINKSK
@@ -102,8 +102,6 @@ def socket_of(entry: Any) -> Socket | None:
 
 def describe(entry: Any | None, ftype: int, file_id: int) -> tuple[str, str | None]:
     """``(description, path)`` of an open file, as ``crit x DIR fds`` words it where it can."""
-    from .tables import FD_TYPES
-
     if entry is None:
         return f"{name(FD_TYPES, ftype)}.{file_id} (not in files.img)", None
     if ftype == 1 and entry.HasField("reg"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from kcheckpoint.inspect.model import Problem
@@ -193,36 +194,16 @@ def sockets(images: ImageSet, processes: Iterable[Process]) -> list[Socket]:
         sock = socket_of(entry)
         if sock is None:
             continue
-        peer = sock.peer
-        out.append(
-            Socket(
-                file_id=sock.file_id,
-                ino=sock.ino,
-                family=sock.family,
-                type=sock.type,
-                protocol=sock.protocol,
-                state=sock.state,
-                local=sock.local,
-                peer=peer,
-                peer_ino=sock.peer_ino,
-                send_buf=sock.send_buf,
-                recv_buf=sock.recv_buf,
-                holders=holders.get(sock.file_id, []),
-            )
-        )
+        out.append(replace(sock, holders=holders.get(sock.file_id, [])))
     by_ino = {s.ino: s for s in out if s.family == "unix" and s.ino}
     resolved = []
     for s in out:
         if s.family == "unix" and s.peer_ino and s.peer is None:
             other = by_ino.get(s.peer_ino)
             peer = (other.local or f"unix[{other.ino}]") if other else f"unix[{s.peer_ino}]"
-            s = Socket(**{**_fields(s), "peer": peer})
+            s = replace(s, peer=peer)
         resolved.append(s)
     return sorted(resolved, key=lambda s: (s.family, s.ino or 0, s.file_id))
-
-
-def _fields(s: Socket) -> dict[str, Any]:
-    return {f: getattr(s, f) for f in Socket.__dataclass_fields__}
 
 
 def unreferenced(images: ImageSet, processes: list[Process]) -> tuple[list[str], list[Problem]]:
