@@ -216,7 +216,10 @@ def _memory(changes: Iterable[ProcessMemoryDiff]) -> list[str]:
             parts.append(f"{p.changed_pages} page(s) changed ({size(p.changed_bytes)})")
         elif p.pid_a is not None and p.pid_b is not None:
             parts.append("pages not compared (different processes)")
-        out.append(f"  {marker(p.status)} [{pid}] {p.comm or '?'}: " + ", ".join(parts))
+        comm = p.comm_b or p.comm_a or "?"
+        if p.comm_a and p.comm_b and p.comm_a != p.comm_b:
+            comm = f"{p.comm_a} -> {p.comm_b}"
+        out.append(f"  {marker(p.status)} [{pid}] {comm}: " + ", ".join(parts))
         for m in p.mappings:
             out += _mapping(m)
     return out

@@ -63,6 +63,8 @@ def diff(
     deleted), C (changed) or R (replaced: restarted under another pid). Exit 0 when nothing
     differs, 1 when something does. Environment values are redacted unless --show-secrets.
     """
+    if path_a == "-" and path_b == "-":
+        raise typer.BadParameter("only one of the two archives can be read from stdin ('-')")
     progress: dict[str, Progress] = {}
 
     def progress_for(path: str) -> Progress:
@@ -149,7 +151,7 @@ def csv_rows(result: CheckpointDiff) -> list[list[object]]:
             [
                 "memory",
                 mem.status,
-                f"{mem.pid_a}/{mem.pid_b} {mem.comm}",
+                f"{mem.pid_a}/{mem.pid_b} {mem.comm_b or mem.comm_a}",
                 mem.present_a,
                 mem.present_b,
             ]

@@ -211,9 +211,13 @@ def match_processes(a: Sequence[Process], b: Sequence[Process]) -> list[Pair]:
     return pairs
 
 
-def pair_key(pair: Pair) -> tuple[int, int]:
+def pair_key(pair: Pair) -> tuple[int, int, str]:
+    """A sort key that does not depend on which side is A: the pids, then the identity (two
+    restarted processes can swap pids, and a replaced pair has one identity on both sides)."""
     pids = [p.pid for p in (pair.a, pair.b) if p is not None]
-    return min(pids), max(pids)
+    one = pair.a or pair.b
+    assert one is not None
+    return min(pids), max(pids), repr(identity(one))
 
 
 def _creds(p: Process) -> dict[str, object]:
@@ -310,16 +314,15 @@ def process_label(p: Process) -> str:
 def compare_files(pairs: Sequence[Pair]) -> list[FileChange]:
     """Descriptors added or removed, per matched process, keyed by fd, type and description."""
     out: list[FileChange] = []
-    for pair in pairs:
+    for pair in sorted(pairs, key=pair_key):
         if pair.a is None or pair.b is None:
             continue
         fa = {(f.fd, f.type, f.description) for f in pair.a.files}
         fb = {(f.fd, f.type, f.description) for f in pair.b.files}
-        for fd, type_, desc in fa - fb:
-            out.append(FileChange(REMOVED, pair.a.pid, fd, type_, desc))
-        for fd, type_, desc in fb - fa:
-            out.append(FileChange(ADDED, pair.b.pid, fd, type_, desc))
-    out.sort(key=lambda c: (_fd_order(c.fd), c.pid, c.type, c.description, c.status))
+        changes = [FileChange(REMOVED, pair.a.pid, *key) for key in fa - fb]
+        changes += [FileChange(ADDED, pair.b.pid, *key) for key in fb - fa]
+        changes.sort(key=lambda c: (_fd_order(c.fd), c.type, c.description))
+        out += changes
     return out
 
 
@@ -344,15 +347,14 @@ def compare_sockets(
     """Sockets added or removed per matched process."""
     ka, kb = _socket_keys(a), _socket_keys(b)
     out: list[SocketChange] = []
-    for pair in pairs:
+    for pair in sorted(pairs, key=pair_key):
         if pair.a is None or pair.b is None:
             continue
         sa, sb = ka.get(pair.a.pid, set()), kb.get(pair.b.pid, set())
-        for key in sa - sb:
-            out.append(SocketChange(REMOVED, pair.a.pid, *key))  # type: ignore[arg-type]
-        for key in sb - sa:
-            out.append(SocketChange(ADDED, pair.b.pid, *key))  # type: ignore[arg-type]
-    out.sort(key=lambda s: (s.pid, str(s.local), str(s.peer), s.family, s.type, s.status))
+        changes = [SocketChange(REMOVED, pair.a.pid, *key) for key in sa - sb]  # type: ignore[arg-type]
+        changes += [SocketChange(ADDED, pair.b.pid, *key) for key in sb - sa]  # type: ignore[arg-type]
+        changes.sort(key=lambda s: repr((s.local, s.peer, s.family, s.type, s.protocol, s.state)))
+        out += changes
     return out
 
 

@@ -150,6 +150,12 @@ def _mapping(
     )
 
 
+def _mapping_order(m: MappingDiff) -> tuple[int, int, str]:
+    starts = [x for x in (m.start_a, m.start_b) if x is not None]
+    ends = [x for x in (m.end_a, m.end_b) if x is not None]
+    return min(starts), max(ends), m.backing
+
+
 def process_memory(
     pair: Pair,
     pa: ProcessMemory | None,
@@ -165,7 +171,7 @@ def process_memory(
         m = _mapping(va, vb, pres_a, pres_b, changed if compared else None, psize)
         if m is not None:
             mappings.append(m)
-    mappings.sort(key=lambda m: min(x for x in (m.start_a, m.start_b) if x is not None))
+    mappings.sort(key=_mapping_order)
     ranges = changed or []
     changed_bytes = total(ranges) if compared else 0
     only_a = total(subtract(pres_a, pres_b)) // psize if pa and pb else 0
@@ -174,7 +180,8 @@ def process_memory(
         status=CHANGED if pair.status == SAME else pair.status,
         pid_a=pair.a.pid if pair.a else None,
         pid_b=pair.b.pid if pair.b else None,
-        comm=(pair.a or pair.b).comm,  # type: ignore[union-attr]
+        comm_a=pair.a.comm if pair.a else None,
+        comm_b=pair.b.comm if pair.b else None,
         present_a=total(pres_a),
         present_b=total(pres_b),
         compared=compared,

@@ -139,7 +139,8 @@ class ProcessMemoryDiff:
     status: str
     pid_a: int | None
     pid_b: int | None
-    comm: str | None
+    comm_a: str | None
+    comm_b: str | None
     present_a: int
     present_b: int
     #: False when pages were not compared (a process on one side only, or a restarted one).
