@@ -162,12 +162,13 @@ class ArgsReader:
         try:
             with opener() as fh:
                 pos = 0
+                scratch = memoryview(bytearray(_CHUNK))
                 for offset, length, want, at in pieces:
                     if fh.seekable():
                         fh.seek(offset)
                         pos = offset
-                    while pos < offset:  # forward-only stream: skip in chunks
-                        skipped = len(fh.read(min(_CHUNK, offset - pos)))
+                    while pos < offset:  # forward-only stream: skip in chunks, no allocation
+                        skipped = fh.readinto(scratch[: min(_CHUNK, offset - pos)])  # type: ignore[attr-defined]
                         if not skipped:
                             raise EOFError("end of data")
                         pos += skipped
