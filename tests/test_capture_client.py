@@ -292,6 +292,9 @@ def test_serve_demo_as_the_readme_shows(tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "DEMO MODE" in err
+    assert proc.returncode == 0  # SIGTERM stops it cleanly...
+    socket_path = Path(health["runtime_endpoint"].removeprefix("unix://"))
+    assert not socket_path.parent.exists()  # ...and the demo runtime's socket is gone
 
 
 def test_sample_is_bundled() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import shutil
+import signal
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -241,8 +241,29 @@ def serve(
         if allow_anonymous and not _is_loopback(host):
             warn(f"anonymous access is allowed and the service listens on {host}")
         app = create_app(settings)
+        # uvicorn shuts down on SIGTERM, then re-raises it; with this handler the re-raised
+        # signal unwinds through the ExitStack, so the demo runtime is stopped and cleaned up
+        stack.enter_context(_sigterm_exits())
         uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), **ssl_kwargs)
     return 0
+
+
+class _Terminated(SystemExit):
+    """SIGTERM, turned into a clean exit (status 0) once the server has stopped."""
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated(0)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except _Terminated:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _is_loopback(host: str) -> bool:
@@ -276,7 +297,9 @@ def _demo_runtime(archive: Path | None) -> Iterator[tuple[str, Path]]:
         yield f"unix://{socket}", workdir / "root"
     finally:
         server.stop(0)
-        shutil.rmtree(workdir / "demo-cri.sock", ignore_errors=True)
+        socket.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # kept when the demo's archives are in it
+            workdir.rmdir()
 
 
 def _demo_banner(
