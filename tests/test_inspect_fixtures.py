@@ -240,3 +240,15 @@ def test_tree_escapes_control_characters(cli) -> None:  # type: ignore[no-untype
     out = cli("inspect", PODMAN_T1, "--pid", "2").stdout
     assert "-c 'import sys,time\\nwhile True:" in out  # pid 2's multi-line argv stays on one line
     assert "\x1b" not in out
+
+
+def test_cli_bad_input_is_one_line_and_an_exit_code(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(PODMAN_T1.read_bytes()[:5_000_000])
+    not_tar = tmp_path / "notes.txt"
+    not_tar.write_text("hello\n")
+    for path, code in ((cut, 4), (not_tar, 3), (tmp_path / "missing.tar", 3)):
+        result = cli("inspect", path, "--all")
+        assert result.exit_code == code, result.stderr
+        assert result.stdout == "" and "Traceback" not in result.stderr
+        assert result.stderr.startswith("error: ")
