@@ -139,6 +139,11 @@ def test_metrics(cap: Capture) -> None:
     assert f"kcheckpoint_archive_bytes_total {float(len(PAYLOAD))}" in text
     assert "kcheckpoint_checkpoint_duration_seconds_count 1.0" in text
     assert 'route="checkpoint"' in text
+    cap.cri.service.fail["CheckpointContainer"] = (grpc.StatusCode.UNIMPLEMENTED, "no")
+    cap.post("default/web/app")
+    text = cap.client.get("/metrics").text
+    assert 'kcheckpoint_runtime_errors_total{error="CheckpointUnsupported"} 1.0' in text
+    assert 'kcheckpoint_checkpoints_total{result="unsupported"} 1.0' in text
 
 
 def test_openapi_documents_the_routes(cap: Capture) -> None:

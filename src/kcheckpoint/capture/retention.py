@@ -70,12 +70,19 @@ def select_removals(
 
 
 def apply_retention(
-    store: ArchiveStore, policy: RetentionPolicy, *, keep: frozenset[str] = frozenset()
+    store: ArchiveStore,
+    policy: RetentionPolicy,
+    *,
+    keep: frozenset[str] = frozenset(),
+    archives: list[tuple[ArchiveInfo, float]] | None = None,
 ) -> list[Removal]:
-    """Remove what the policy selects from the store; return what was removed."""
+    """Remove what the policy selects from the store; return what was removed.
+
+    ``archives``: (info, mtime) pairs from a scan just made, to avoid another one.
+    """
     if not policy.enabled:
         return []
-    pairs = store.list_with_mtime(sidecars=False)
+    pairs = store.list_with_mtime(sidecars=False) if archives is None else archives
     removed = []
     for removal in select_removals(pairs, policy, now=time.time(), keep=keep):
         with contextlib.suppress(ArchiveMissing):  # a DELETE got there first

@@ -131,6 +131,8 @@ async def checkpoint(
     except (InvalidName, HttpError, KCheckpointError) as exc:
         error = checkpoint_error(exc, target)
         ctx.metrics.checkpoints.labels(_result(exc)).inc()
+        if from_runtime(exc):
+            ctx.metrics.runtime_errors.labels(type(exc).__name__).inc()
         ctx.metrics.requests.labels("checkpoint", "POST", str(error.status)).inc()
         ctx.audit.record(
             "checkpoint", status=error.status, error=error.body.strip(), **audit, **_ms(start)

@@ -158,9 +158,12 @@ class CaptureService:
     def apply_retention(self, keep: frozenset[str] = frozenset()) -> list[Removal]:
         """Apply the retention policy and sweep temporary files nobody waits for."""
         with self._retention_lock:  # one run at a time: they would race to delete the same files
-            for name in self.store.sweep_temporaries():
+            archives, temporaries = self.store.scan(sidecars=False)
+            for name in self.store.sweep_temporaries(temporaries):
                 log.info("removed the stale temporary file %s", name)
-            removed = apply_retention(self.store, self.settings.retention, keep=keep)
+            removed = apply_retention(
+                self.store, self.settings.retention, keep=keep, archives=archives
+            )
         for removal in removed:
             log.info("retention removed %s (%s)", removal.info.name, removal.reason)
         return removed

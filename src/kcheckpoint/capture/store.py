@@ -171,19 +171,19 @@ class ArchiveStore:
         with self._lock:
             self._reserved.pop(res.final.name, None)
 
-    def sweep_temporaries(self) -> list[str]:
+    def sweep_temporaries(self, names: list[str] | None = None) -> list[str]:
         """Remove temporary files no capture is waiting for (left by a crash, or written late
-        by a runtime that ignored its deadline, as CRI-O does)."""
+        by a runtime that ignored its deadline, as CRI-O does). ``names``: from ``scan()``."""
+        if names is None:
+            names = self.scan(sidecars=False)[1]
         removed = []
-        for entry in self._scan():
-            if not entry.name.startswith(TEMP_PREFIX):
-                continue
+        for name in names:
             # decided under the lock, against the captures in flight *now*: a capture that
             # started after the scan began must keep its file
             with self._lock, contextlib.suppress(FileNotFoundError):
-                if entry.name not in {p.name for p in self._reserved.values()}:
-                    os.unlink(entry.path)
-                    removed.append(entry.name)
+                if name not in {p.name for p in self._reserved.values()}:
+                    os.unlink(os.path.join(self._directory, name))
+                    removed.append(name)
         return removed
 
     # --- reading -------------------------------------------------------------------------
@@ -202,17 +202,43 @@ class ArchiveStore:
         return [info for info, _ in self.list_with_mtime(sidecars=sidecars)]
 
     def list_with_mtime(self, *, sidecars: bool = True) -> list[tuple[ArchiveInfo, float]]:
+        return self.scan(sidecars=sidecars)[0]
+
+    def scan(self, *, sidecars: bool = True) -> tuple[list[tuple[ArchiveInfo, float]], list[str]]:
+        """One pass over the directory: the archives with their modification times (oldest
+        first), and the names of temporary files."""
         found: list[tuple[ArchiveInfo, float]] = []
+        temporaries: list[str] = []
         for entry in self._scan():
+            name = entry.name
+            if name.startswith(TEMP_PREFIX):
+                temporaries.append(name)
+                continue
+            if not (name.startswith("checkpoint-") and name.endswith(".tar")):
+                continue  # sidecars and anything else: no need to parse
             try:
-                parsed = parse_archive_name(entry.name)
+                parsed = parse_archive_name(name)
                 st = entry.stat(follow_symlinks=False)
             except (InvalidName, FileNotFoundError):
                 continue
-            if stat.S_ISREG(st.st_mode):
-                info = self._info(parsed.name, st, sidecar=sidecars)
-                found.append((info, st.st_mtime))
-        return sorted(found, key=lambda pair: (pair[1], pair[0].name))
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if sidecars:
+                info = self._info(name, st)
+            else:  # the hot path of retention: what the name says, nothing read
+                info = ArchiveInfo(
+                    name,
+                    entry.path,
+                    parsed.namespace,
+                    parsed.pod,
+                    parsed.container,
+                    parsed.timestamp,
+                    st.st_size,
+                    None,
+                )
+            found.append((info, st.st_mtime))
+        found.sort(key=lambda pair: (pair[1], pair[0].name))
+        return found, temporaries
 
     def describe(self, name: str) -> ArchiveInfo:
         """The archive called ``name`` (validated: InvalidName; absent: ArchiveMissing),
@@ -249,12 +275,11 @@ class ArchiveStore:
     def _sidecar(self, name: str) -> Path:
         return self.directory / f".{name}.json"
 
-    def _info(self, name: str, st: os.stat_result, *, sidecar: bool = True) -> ArchiveInfo:
+    def _info(self, name: str, st: os.stat_result) -> ArchiveInfo:
         parsed = parse_archive_name(name)
         meta: dict[str, object] = {}
-        if sidecar:
-            with contextlib.suppress(OSError, ValueError):
-                meta = json.loads(self._sidecar(name).read_text())
+        with contextlib.suppress(OSError, ValueError):
+            meta = json.loads(self._sidecar(name).read_text())
         fresh = meta.get("size") == st.st_size and meta.get("mtime_ns") == st.st_mtime_ns
         return ArchiveInfo(
             name=name,
