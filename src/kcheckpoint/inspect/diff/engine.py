@@ -2,7 +2,9 @@
 
 Reading plan (each archive is read once; page data is never held whole):
 - identical files (same size, same bytes, so the same SHA-256) short-circuit;
-- when one side is a seekable plain tar (R), it is indexed first, and the other side (S) is
+- when both are seekable plain tars, each is indexed, then the pages both hold are read at
+  their offsets, side by side, and compared;
+- when only one side is a seekable plain tar (R), it is indexed first, and the other side (S) is
   streamed and compared chunk by chunk with R's pages, read at their offsets;
 - when neither is seekable, a first pass digests A's pages, a second pass compares B's.
 """
@@ -45,6 +47,7 @@ from .pages import (
     DigestSink,
     PageReader,
     StreamPages,
+    compare_seekable,
     merged,
 )
 from .side import CONTENT_LIMIT, Side, pages_offsets, read_side
@@ -120,8 +123,23 @@ def diff_archives(
     def stdin_of(path: str) -> BinaryIO | None:
         return stdin if path == "-" else None
 
-    if _seekable(path_a, None) or _seekable(path_b, None):
-        ref_is_a = _seekable(path_a, None)
+    seek_a, seek_b = _seekable(path_a, stdin), _seekable(path_b, stdin)
+    if seek_a and seek_b:
+        side_a = read_side(
+            "a", path_a, hash_input=hash_input, progress=progress(path_a), keep_content=content
+        )
+        side_b = read_side(
+            "b", path_b, hash_input=hash_input, progress=progress(path_b), keep_content=content
+        )
+        reader_a = PageReader(path_a, side_a.memory, pages_offsets(side_a.scan))
+        reader_b = PageReader(path_b, side_b.memory, pages_offsets(side_b.scan))
+        try:
+            changes = merged(compare_seekable(reader_a, reader_b))
+        finally:
+            reader_a.close()
+            reader_b.close()
+    elif seek_a or seek_b:
+        ref_is_a = seek_a
         ref_path, other_path = (path_a, path_b) if ref_is_a else (path_b, path_a)
         ref = read_side(
             "a" if ref_is_a else "b",
