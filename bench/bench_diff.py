@@ -1,0 +1,143 @@
+"""Benchmark `kcheckpoint diff`: two synthetic checkpoints that differ in 1 % of their pages.
+
+Prints the median wall time and peak RSS of `kcheckpoint diff A B`, and the same for reading
+both archives once, measured in the same run with the runs interleaved:
+- `read once (python)`: one Python process reading every byte of A, then of B, through
+  kcheckpoint's own reader (decompressing when compressed), 1 MiB at a time: what any
+  one-pass tool pays, interpreter start-up included;
+- `read once (cat|zstd)`: `cat A B` (or `zstd -dc` for zstd archives), the operating system's
+  floor.
+
+Targets: time <= 1.5x the Python read-once time, peak RSS <= 200 MiB.
+
+    python bench/bench_diff.py [--size 1G] [--compress none,zstd] [--repeat 3] [--keep DIR]
+
+Archives come from bench/synth.py: the same seed, --mutate 0 and --mutate 0.01, so they
+differ only in those pages. The first run also checks the diff found about 1 % of the pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synth import parse_size, write_archive
+
+KCHECKPOINT = [sys.executable, "-m", "kcheckpoint", "-q"]
+READ_ONCE = (
+    "import sys\n"
+    "from kcheckpoint.inspect.source import open_input\n"
+    "buf = bytearray(1 << 20)\n"
+    "for path in sys.argv[1:]:\n"
+    "    with open_input(path, hash_input=False) as src:\n"
+    "        while src.stream.readinto(buf):\n"
+    "            pass\n"
+)
+
+
+def run_measured(cmd: list[str] | str, ok: tuple[int, ...] = (0,)) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one command (a shell pipeline when a str)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code not in ok:
+        raise SystemExit(f"command failed ({code}): {cmd}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def make_pair(workdir: Path, size: str, compress: str) -> tuple[Path, Path]:
+    suffix = {"none": ".tar", "zstd": ".tar.zst"}[compress]
+    paths = []
+    for name, mutate in (("a", 0.0), ("b", 0.01)):
+        path = workdir / f"diff-{size}-{name}{suffix}"
+        if not path.exists():
+            if compress == "zstd" and shutil.which("zstd"):
+                plain = workdir / f"diff-{size}-{name}.tar"
+                if not plain.exists():
+                    write_archive(plain, parse_size(size), seed=1, mutate=mutate)
+                subprocess.run(["zstd", "-q", "-T2", "-3", str(plain), "-o", str(path)], check=True)
+            else:
+                write_archive(path, parse_size(size), compress=compress, seed=1, mutate=mutate)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def check(a: Path, b: Path) -> str:
+    """Run the diff once as JSON Lines: how many pages it found changed, of how many."""
+    out = subprocess.run(
+        [*KCHECKPOINT, "diff", str(a), str(b), "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 1:
+        raise SystemExit(f"diff exited {out.returncode}: {out.stderr}")
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    memory = [r for r in records if r["record"] == "memory"]
+    changed = sum(r["changed_pages"] for r in memory)
+    present = sum(r["present_a"] for r in memory) // 4096
+    return f"{changed} of {present} pages changed ({100 * changed / max(present, 1):.2f} %)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G", help="memory pages per archive, e.g. 64M, 1G")
+    parser.add_argument("--compress", default="none,zstd", help="none and/or zstd")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="directory to keep (and reuse) the archives in")
+    args = parser.parse_args()
+
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="kcheckpoint-bench-diff-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        for compress in [c for c in args.compress.split(",") if c]:
+            a, b = make_pair(workdir, args.size, compress)
+            print(f"== {args.size} synthetic, {compress}: {a.name} vs {b.name}")
+            print(f"   {check(a, b)}")
+            floor = (
+                f"zstd -dc '{a}' >/dev/null && zstd -dc '{b}' >/dev/null"
+                if compress == "zstd"
+                else f"cat '{a}' '{b}' >/dev/null"
+            )
+            ours, python_read, os_read, rss, read_rss = [], [], [], 0, 0
+            for _ in range(args.repeat):
+                t, r = run_measured([*KCHECKPOINT, "diff", str(a), str(b)], ok=(1,))
+                ours.append(t)
+                rss = max(rss, r)
+                t, r = run_measured([sys.executable, "-c", READ_ONCE, str(a), str(b)])
+                python_read.append(t)
+                read_rss = max(read_rss, r)
+                os_read.append(run_measured(floor)[0])
+            t_ours = statistics.median(ours)
+            t_py = statistics.median(python_read)
+            t_os = statistics.median(os_read)
+            print(f"   kcheckpoint diff      {t_ours:7.2f} s   peak RSS {rss / 2**20:6.1f} MiB")
+            print(f"   read once (python)    {t_py:7.2f} s   peak RSS {read_rss / 2**20:6.1f} MiB")
+            print(f"   read once ({'zstd' if compress == 'zstd' else 'cat'}){'':7}{t_os:7.2f} s")
+            print(
+                f"   ratio to read once (python): {t_ours / t_py:.2f} (target <= 1.5); "
+                f"to {'zstd -dc' if compress == 'zstd' else 'cat'}: {t_ours / t_os:.2f}; "
+                f"RSS target <= 200 MiB"
+            )
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
