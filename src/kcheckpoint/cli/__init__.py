@@ -28,12 +28,12 @@ def exit_code_for(exc: KCheckpointError) -> ExitCode:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; the console script exits with it)."""
-    from .app import app
+    from .app import build_app
 
     args = list(sys.argv[1:] if argv is None else argv)
     start_run(args)
     try:
-        result = app(args=args, prog_name="kcheckpoint", standalone_mode=False)
+        result = build_app(args)(args=args, prog_name="kcheckpoint", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

@@ -1,44 +1,37 @@
-"""The typer application: global options, and one module per command."""
+"""The typer application: global options, and one module per command, loaded on demand."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from kcheckpoint import __version__
 
-from .commands import (
-    capture_cmd,
-    diff_cmd,
-    extract_cmd,
-    inspect_cmd,
-    list_cmd,
-    manifest_cmd,
-    memory_cmd,
-    search_cmd,
-    secrets_cmd,
-    serve_cmd,
-    summary_cmd,
-)
 from .output import set_debug, set_quiet
 from .report import set_no_times
 
-app = typer.Typer(
-    name="kcheckpoint",
-    help=(
-        "Capture, inspect, diff and search Kubernetes container checkpoint archives.\n\n"
-        "Archives may be plain or compressed (gzip, bzip2, xz, zstd; detected by content) and "
-        "are read from a path or from '-' (stdin). Data goes to stdout; warnings and errors to "
-        "stderr. Exit codes: 0 ok, 1 negative result, 2 usage, 3 input error, 4 format error, "
-        "5 capture error, 130 interrupted."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+#: Every command: its module in cli/commands and the function. A run imports only the module of
+#: the command it runs (all of them for --help), so start-up stays quick.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "summary": ("summary_cmd", "summary"),
+    "list": ("list_cmd", "list_members"),
+    "inspect": ("inspect_cmd", "inspect"),
+    "memory": ("memory_cmd", "memory"),
+    "search": ("search_cmd", "search"),
+    "secrets": ("secrets_cmd", "secrets"),
+    "diff": ("diff_cmd", "diff"),
+    "manifest": ("manifest_cmd", "manifest"),
+    "verify": ("manifest_cmd", "verify"),
+    "extract": ("extract_cmd", "extract"),
+    "serve": ("serve_cmd", "serve"),
+    "capture": ("capture_cmd", "capture"),
+}
+#: Commands that run with no arguments (the others show their help instead).
+_RUN_WITHOUT_ARGS = {"serve"}
+_GLOBAL_FLAGS = {"--debug", "--quiet", "-q", "--no-times"}
 
 
 def _version(value: bool) -> None:
@@ -47,7 +40,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _global(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -72,15 +64,44 @@ def _global(
     set_no_times(no_times)
 
 
-app.command("summary", no_args_is_help=True)(summary_cmd.summary)
-app.command("list", no_args_is_help=True)(list_cmd.list_members)
-app.command("manifest", no_args_is_help=True)(manifest_cmd.manifest)
-app.command("verify", no_args_is_help=True)(manifest_cmd.verify)
-app.command("extract", no_args_is_help=True)(extract_cmd.extract)
-app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect)
-app.command("diff", no_args_is_help=True)(diff_cmd.diff)
-app.command("serve")(serve_cmd.serve)
-app.command("capture", no_args_is_help=True)(capture_cmd.capture)
-app.command("memory", no_args_is_help=True)(memory_cmd.memory)
-app.command("search", no_args_is_help=True)(search_cmd.search)
-app.command("secrets", no_args_is_help=True)(secrets_cmd.secrets)
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command a command line runs, or None (help, version, or an unknown name)."""
+    for arg in argv:
+        if arg in _GLOBAL_FLAGS:
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
+def build_app(argv: Sequence[str] | None = None) -> typer.Typer:
+    """The typer app, with only the command ``argv`` runs (every command when None or help)."""
+    app = typer.Typer(
+        name="kcheckpoint",
+        help=(
+            "Capture, inspect, diff and search Kubernetes container checkpoint archives.\n\n"
+            "Archives may be plain or compressed (gzip, bzip2, xz, zstd; detected by content) and "
+            "are read from a path or from '-' (stdin). Data goes to stdout; warnings and errors "
+            "to stderr. Exit codes: 0 ok, 1 negative result, 2 usage, 3 input error, 4 format "
+            "error, 5 capture error, 130 interrupted."
+        ),
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_global)
+    wanted = _command_in(argv) if argv is not None else None
+    for name, (module, function) in COMMANDS.items():
+        if wanted is not None and name != wanted:
+            continue
+        loaded = importlib.import_module(f"{__package__}.commands.{module}")
+        app.command(name, no_args_is_help=name not in _RUN_WITHOUT_ARGS)(getattr(loaded, function))
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``kcheckpoint.cli.app.app``: the app with every command, for tools that list them."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)

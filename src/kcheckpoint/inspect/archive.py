@@ -16,13 +16,11 @@ import posixpath
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from kcheckpoint.errors import CorruptArchive, FormatError, NotAnArchive, TruncatedArchive
 
 from .source import translate_decompression_errors
-
-_STREAM_BUFSIZE = 1 << 20
 
 _TYPES = {
     tarfile.REGTYPE: "file",
@@ -141,13 +139,85 @@ def translate_tar_errors(label: str, compression: str = "none") -> Iterator[None
         raise CorruptArchive(f"{label}: {exc}") from exc
 
 
-class _ForwardReader(io.RawIOBase):
-    """A forward-only view of the current stream member."""
+class ForwardSeekable(io.RawIOBase):
+    """A forward-only stream that ``tarfile`` can open in its seekable mode (``r:``).
 
-    def __init__(self, inner: IO[bytes], size: int, label: str) -> None:
+    ``tarfile``'s own stream mode (``r|``) copies every byte three times through its internal
+    buffer, even when skipping member data. Here a forward seek skips by reading into one scratch
+    buffer, and a short window of recent bytes allows the small backward seek ``tarfile`` makes
+    to check for the end of data. Any other backward seek is an error.
+    """
+
+    _WINDOW = 4096
+    _SKIP = 1 << 20
+
+    def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
-        self._inner = inner
-        self._left = size
+        self._raw = raw
+        self._pos = 0
+        self._window = b""  # the bytes just before self._end
+        self._end = 0  # how far the underlying stream has been read
+        self._scratch = bytearray(self._SKIP)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            pos += self._pos
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("seek from the end of a stream")
+        if pos < self._end - len(self._window):
+            raise io.UnsupportedOperation("backward seek in a forward-only stream")
+        while self._end < pos:
+            want = min(self._SKIP, pos - self._end)
+            n = self._raw.readinto(memoryview(self._scratch)[:want])  # type: ignore[attr-defined]
+            if not n:
+                break
+            self._remember(memoryview(self._scratch)[:n])
+        self._pos = min(pos, self._end)
+        return self._pos
+
+    def _remember(self, data: memoryview) -> None:
+        self._end += len(data)
+        if len(data) >= self._WINDOW:
+            self._window = bytes(data[-self._WINDOW :])
+        else:
+            self._window = (self._window + bytes(data))[-self._WINDOW :]
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not len(view):
+            return 0
+        if self._pos < self._end:  # replay bytes from the window after a backward seek
+            start = len(self._window) - (self._end - self._pos)
+            chunk = self._window[start : start + len(view)]
+            view[: len(chunk)] = chunk
+            self._pos += len(chunk)
+            return len(chunk)
+        n = self._raw.readinto(view)  # type: ignore[attr-defined]
+        if not n:
+            return 0
+        self._remember(view[:n])
+        self._pos = self._end
+        return int(n)
+
+
+class _StreamMemberReader(io.RawIOBase):
+    """A forward-only view of the current member of a streamed archive."""
+
+    def __init__(self, stream: ForwardSeekable, offset: int, size: int, label: str) -> None:
+        super().__init__()
+        self._stream = stream
+        self._offset = offset
+        self._size = size
+        self._pos = 0
         self._label = label
 
     def readable(self) -> bool:
@@ -158,15 +228,19 @@ class _ForwardReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        want = min(len(view), self._left)
+        want = min(len(view), self._size - self._pos)
         if want <= 0:
             return 0
-        with translate_tar_errors(self._label):
-            n = self._inner.readinto(view[:want])  # type: ignore[attr-defined]
+        try:
+            if self._stream.tell() != self._offset + self._pos:
+                self._stream.seek(self._offset + self._pos)
+            n = self._stream.readinto(view[:want])
+        except io.UnsupportedOperation as exc:
+            raise FormatError(f"{self._label}: read after the stream moved on") from exc
         if not n:
             raise TruncatedArchive(f"{self._label}: member data ends early")
-        self._left -= n
-        return int(n)
+        self._pos += n
+        return n
 
 
 class MemberReader(io.RawIOBase):
@@ -254,10 +328,9 @@ def _seekable_opener(file: BinaryIO, member: TarMember, label: str) -> Any:
 
 def walk_stream(stream: BinaryIO, label: str, compression: str = "none") -> Iterator[Entry]:
     """Read a tar stream in one forward pass and yield each member as it arrives."""
+    forward = ForwardSeekable(stream)
     with translate_tar_errors(label, compression):
-        tf = tarfile.open(  # noqa: SIM115
-            fileobj=stream, mode="r|", tarinfo=_EndCheckingTarInfo, bufsize=_STREAM_BUFSIZE
-        )
+        tf = tarfile.open(fileobj=forward, mode="r:", tarinfo=_EndCheckingTarInfo)  # noqa: SIM115
     iterator = iter(tf)
     while True:
         with translate_tar_errors(label, compression):
@@ -268,21 +341,41 @@ def walk_stream(stream: BinaryIO, label: str, compression: str = "none") -> Iter
         if member.type != "file":
             yield Entry(member, lambda: io.BytesIO(b""))
             continue
-        yield Entry(member, _stream_opener(tf, info, member, label))
+        yield Entry(member, _stream_opener(forward, member, label, compression))
     with translate_tar_errors(label, compression):
         _check_end(tf, label)
 
 
 def _stream_opener(
-    tf: tarfile.TarFile, info: tarfile.TarInfo, member: TarMember, label: str
+    forward: ForwardSeekable, member: TarMember, label: str, compression: str
 ) -> Any:
     def opener() -> BinaryIO:
-        inner = tf.extractfile(info)
-        assert inner is not None
-        raw = _ForwardReader(inner, member.size, f"{label}: {member.name}")
-        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+        raw = _StreamMemberReader(
+            forward, member.offset_data, member.size, f"{label}: {member.name}"
+        )
+        return cast(BinaryIO, _TranslatingReader(raw, compression))
 
     return opener
+
+
+class _TranslatingReader(io.BufferedReader):
+    """Buffered reads of a streamed member, with decompressor errors translated."""
+
+    def __init__(self, raw: io.RawIOBase, compression: str) -> None:
+        super().__init__(raw, buffer_size=1 << 20)
+        self._compression = compression
+
+    def readinto(self, buffer: Any) -> int:
+        with translate_decompression_errors(self._compression):
+            return super().readinto(buffer)
+
+    def read(self, size: int | None = -1) -> bytes:
+        with translate_decompression_errors(self._compression):
+            return super().read(size)
+
+    def peek(self, size: int = 0) -> bytes:
+        with translate_decompression_errors(self._compression):
+            return super().peek(size)
 
 
 def walk_nested(fh: BinaryIO, label: str) -> Iterator[Entry]:
