@@ -81,3 +81,18 @@ def test_bad_patterns_are_refused(bad: str) -> None:
 
 def test_escape_keeps_printables_and_escapes_the_rest() -> None:
     assert escape_bytes(b"A=\\1\x00\n\xff") == "A=\\\\1\\x00\\n\\xff"
+
+
+@pytest.mark.parametrize("size", [100, 257, 4096, 65_536])
+@pytest.mark.parametrize("regex", [False, True])
+def test_large_chunks_scanned_in_place_give_the_same_matches(size: int, regex: bool) -> None:
+    import random
+
+    rnd = random.Random(size)
+    data = b"".join(rnd.randbytes(rnd.randrange(0, 300)) + b"MARK-abc-MARK" for _ in range(300))
+    needle = compile_needle(
+        "MARK-[a-z]+-MARK" if regex else "MARK-abc-MARK", regex=regex, max_match=32
+    )
+    chunks = [bytearray(data[i : i + size]) for i in range(0, len(data), size)]
+    got = [m.start for m in search_stream(needle, chunks)]
+    assert got == [m.start() for m in re.finditer(b"MARK-abc-MARK", data)]

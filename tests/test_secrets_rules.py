@@ -176,3 +176,23 @@ def test_an_archive_without_secrets_exits_0(tmp_path: Path, cli) -> None:  # typ
     assert "0 finding(s)" in res.stdout
     assert "memory may hold" in res.stderr
     assert cli("search", path, "sk_live_").exit_code == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("size", [29_000, 31_000, 65_536, 100_003])
+def test_large_chunks_scanned_in_place_give_the_same_findings(engine: str, size: int) -> None:
+    if engine == "hyperscan":
+        pytest.importorskip("hyperscan")
+    import random
+
+    rnd = random.Random(size)
+    parts = []
+    for i in range(60):
+        parts.append(rnd.randbytes(rnd.randrange(100, 9000)))
+        parts.append(CASES[i % len(CASES)][0])
+    data = b"\x00".join(parts)
+    matcher = SecretMatcher(engine=engine)
+    whole = [(f.rule, f.start, f.value) for f in scan_chunks(matcher, [data])]
+    chunks = [bytearray(data[i : i + size]) for i in range(0, len(data), size)]
+    assert [(f.rule, f.start, f.value) for f in scan_chunks(matcher, chunks)] == whole
+    assert len(whole) >= 60

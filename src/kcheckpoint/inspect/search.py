@@ -146,10 +146,30 @@ class StreamSearch:
         self._last_end = base  # matches do not overlap
 
     def feed(self, data: bytes) -> list[Match]:
-        """Scan a chunk; return the matches that are now certain."""
+        """Scan a chunk; return the matches that are now certain.
+
+        The chunk is only read during the call, so a caller may reuse its buffer.
+        """
         if not data:
             return []
-        buf = self._carry + data if self._carry else data
+        ahead = self._ahead
+        if self._context or len(data) <= 2 * ahead:
+            return self._feed_joined(data)
+        # Scan the junction (the carried tail and the head of this chunk) for matches that
+        # start in the tail, then the chunk itself: no copy of the chunk is made.
+        out: list[Match] = []
+        if self._carry:
+            junction = self._carry + data[:ahead]
+            out = self._scan(junction, len(self._carry))
+            self._carry_at += len(self._carry)
+        hi = len(data) - ahead
+        out.extend(self._scan(data, hi))
+        self._carry = bytes(data[hi:])
+        self._carry_at += hi
+        return out
+
+    def _feed_joined(self, data: bytes) -> list[Match]:
+        buf = self._carry + data if self._carry else bytes(data)
         hi = len(buf) - self._ahead
         if hi <= self._next - self._carry_at:
             self._carry = bytes(buf)
