@@ -117,3 +117,12 @@ def test_cli_reads_stdin_and_compressed_streams(cli) -> None:  # type: ignore[no
 def test_cli_bad_regex_is_a_usage_error(cli) -> None:  # type: ignore[no-untyped-def]
     res = cli("search", PODMAN_T1, "(", "--regex")
     assert res.exit_code == 2
+
+
+def test_max_hits_bounds_what_is_kept_but_counts_everything(cli) -> None:  # type: ignore[no-untyped-def]
+    res = cli("search", PODMAN_T1, "python3", "--max-hits", "3", "-o", "json")
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
+    assert len(doc["hits"]) == 3 and doc["truncated"] is True
+    assert doc["total_hits"] > 3
+    assert "only the first 3" in res.stderr

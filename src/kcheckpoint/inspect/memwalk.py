@@ -119,7 +119,7 @@ class MemoryWalk:
         pids = self._pagemaps.get(int(m.group(1)))
         if pids:
             with entry.open() as fh:
-                self._feed(name, min(pids), fh, entry.member.size)
+                self._feed(name, self._likely_owner(pids), fh, entry.member.size)
             return
         spool = tempfile.TemporaryFile(prefix="kcheckpoint-pages-")  # noqa: SIM115 (closed in finish)
         os.fchmod(spool.fileno(), 0o600)
@@ -130,13 +130,26 @@ class MemoryWalk:
         self._spools.append(spool)
         self._deferred.append((name, lambda s=spool: s, entry.member.size))  # type: ignore[misc]
 
+    def _likely_owner(self, pids: list[int]) -> int:
+        """Of the pagemaps naming one pages file, a live task's (core images come before pages
+        in name order); ``finish`` checks it against pstree.img anyway."""
+        for pid in sorted(pids):
+            name = f"checkpoint/core-{pid}.img"
+            core = self.images.get(name)
+            image = decode_image(name, core, []) if core else None
+            tc = image.entries[0].tc if image is not None and image.entries else None
+            if tc is not None and int(tc.task_state) in (1, 3):  # alive, stopped
+                return pid
+        return min(pids)
+
     def _pmem(self, pid: int) -> ProcessMemory | None:
         name = f"checkpoint/pagemap-{pid}.img"
         image = decode_image(name, self.images.get(name, b""), []) if name in self.images else None
         if image is None:
             return None
-        mm_data = self.images.get(f"checkpoint/mm-{pid}.img")
-        mm_image = decode_image("mm", mm_data, []) if mm_data else None
+        mm_name = f"checkpoint/mm-{pid}.img"
+        mm_data = self.images.get(mm_name)
+        mm_image = decode_image(mm_name, mm_data, []) if mm_data else None
         mm = mm_image.entries[0] if mm_image is not None and mm_image.entries else None
         psize = page_size_of(mm)
         head = image.head

@@ -287,6 +287,9 @@ class SearchResult:
     kind: str
     utf16: bool
     hits: list[Hit]
+    #: Every match counted; more than ``len(hits)`` when ``max_hits`` cut the list short.
+    total_hits: int
+    truncated: bool
     #: Bytes searched: process memory, and other files with --everywhere.
     memory_bytes: int
     other_bytes: int
@@ -295,21 +298,25 @@ class SearchResult:
 
 
 class _SearchSink:
-    def __init__(self, needle: Needle, context: int) -> None:
+    def __init__(self, needle: Needle, context: int, max_hits: int | None) -> None:
         self.needle = needle
         self.context = context
+        self.max_hits = max_hits
         self.raw: list[tuple[Any, Match]] = []
+        self.total = 0
         self.memory_bytes = 0
         self.other_bytes = 0
 
     def segment(self, info: Any, chunks: Iterable[bytes]) -> None:
         base = info.vaddr if info.vaddr is not None else info.offset
-        if info.vaddr is not None or (info.path is None and info.member.startswith("checkpoint/")):
+        if info.path is None and info.member.startswith("checkpoint/pages-"):
             self.memory_bytes += info.length
         else:
             self.other_bytes += info.length
         for m in search_stream(self.needle, chunks, base, self.context):
-            self.raw.append((info, m))
+            self.total += 1
+            if self.max_hits is None or len(self.raw) < self.max_hits:
+                self.raw.append((info, m))
 
 
 def _hit(info: Any, m: Match, model: Any, context: int) -> Hit:
@@ -385,12 +392,17 @@ def search_archive(
     context: int = 0,
     hash_input: bool | None = None,
     progress: Any = None,
+    max_hits: int | None = None,
 ) -> SearchResult:
-    """Search every process's memory (or ``pids``'), and other files with ``everywhere``."""
+    """Search every process's memory (or ``pids``'), and other files with ``everywhere``.
+
+    Only the first ``max_hits`` hits are kept (all are counted), so that memory stays bounded
+    for patterns that match everywhere.
+    """
     from .memwalk import walk_memory
     from .summary import secrets_warning
 
-    sink = _SearchSink(needle, context)
+    sink = _SearchSink(needle, context, max_hits)
     scan, model = walk_memory(
         path,
         sink,
@@ -409,6 +421,8 @@ def search_archive(
         needle.kind,
         needle.utf16,
         hits,
+        sink.total,
+        sink.total > len(hits),
         sink.memory_bytes,
         sink.other_bytes,
         [*scan.problems, *model.problems],

@@ -31,7 +31,8 @@ def search_text(result: SearchResult, context: bool) -> str:
         rows.append(row)
     body = table(headers, rows) if rows else ""
     searched = result.memory_bytes + result.other_bytes
-    return body + f"{len(result.hits)} hit(s) in {searched} bytes searched\n"
+    shown = "" if not result.truncated else f" ({len(result.hits)} shown)"
+    return body + f"{result.total_hits} hit(s){shown} in {searched} bytes searched\n"
 
 
 def csv_rows(result: SearchResult) -> list[list[object]]:

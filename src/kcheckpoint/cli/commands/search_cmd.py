@@ -20,7 +20,7 @@ from ..common import (
     want_hash,
 )
 from ..exit_codes import ExitCode
-from ..output import OutputFormat, Progress
+from ..output import OutputFormat, Progress, warn
 from ..report import Report, emit
 
 PidOption = Annotated[
@@ -65,6 +65,10 @@ def search(
         int,
         typer.Option("--max-match", min=1, help="The longest regex match found across chunks."),
     ] = 4096,
+    max_hits: Annotated[
+        int,
+        typer.Option("--max-hits", min=1, help="Report at most N hits (all are counted)."),
+    ] = 100_000,
     fmt: FormatOption = OutputFormat.text,
     hash_input: HashOption = None,
     strict: StrictOption = False,
@@ -93,10 +97,13 @@ def search(
             context=context,
             hash_input=want_hash(hash_input, fmt),
             progress=progress,
+            max_hits=max_hits,
         )
     finally:
         progress.done()
     report(result.input, result.problems, result.warnings)
+    if result.truncated:
+        warn(f"{result.input.path}: {result.total_hits} hits; only the first {max_hits} are shown")
     enforce_strict(strict, result.input.path, result.problems)
     emit(
         Report(
