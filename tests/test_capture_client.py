@@ -53,6 +53,7 @@ def test_capture_and_download_verified(
     assert os.stat(local).st_mode & 0o777 == 0o600
     assert os.listdir(dest) == [Path(remote).name]
     assert OPS not in result.stderr + result.stdout
+    assert "handle it as a secret" in result.stderr
 
 
 def test_capture_json_output(

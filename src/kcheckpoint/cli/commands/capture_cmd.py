@@ -11,7 +11,7 @@ import typer
 
 from kcheckpoint.errors import InputError
 
-from ..output import OutputFormat, out
+from ..output import OutputFormat, out, warn
 
 
 def capture(
@@ -92,6 +92,10 @@ def capture(
         digest = outcome.sha256
         if download is not None:
             local, digest = fetch(client, outcome.name, download, expected_sha256=outcome.sha256)
+            warn(
+                f"{local}: a checkpoint holds every memory page of the container; memory may "
+                "hold passwords, keys and tokens: handle it as a secret"
+            )
     row = {
         "path": outcome.path,
         "name": outcome.name,

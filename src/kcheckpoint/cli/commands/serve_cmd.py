@@ -219,6 +219,8 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # audit records go to stderr when there is no --audit-log, whatever the log level
+    logging.getLogger("kcheckpoint.audit").setLevel(logging.INFO)
     with contextlib.ExitStack() as stack:
         if demo:
             runtime_endpoint, default_root = stack.enter_context(_demo_runtime(demo_archive))
