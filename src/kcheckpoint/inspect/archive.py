@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, cast
 
 from kcheckpoint.errors import CorruptArchive, FormatError, NotAnArchive, TruncatedArchive
 
-from .source import translate_decompression_errors
+from .source import OpenedInput, translate_decompression_errors
 
 _TYPES = {
     tarfile.REGTYPE: "file",
@@ -209,61 +209,32 @@ class ForwardSeekable(io.RawIOBase):
         return int(n)
 
 
-class _StreamMemberReader(io.RawIOBase):
-    """A forward-only view of the current member of a streamed archive."""
-
-    def __init__(self, stream: ForwardSeekable, offset: int, size: int, label: str) -> None:
-        super().__init__()
-        self._stream = stream
-        self._offset = offset
-        self._size = size
-        self._pos = 0
-        self._label = label
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        want = min(len(view), self._size - self._pos)
-        if want <= 0:
-            return 0
-        try:
-            if self._stream.tell() != self._offset + self._pos:
-                self._stream.seek(self._offset + self._pos)
-            n = self._stream.readinto(view[:want])
-        except io.UnsupportedOperation as exc:
-            raise FormatError(f"{self._label}: read after the stream moved on") from exc
-        if not n:
-            raise TruncatedArchive(f"{self._label}: member data ends early")
-        self._pos += n
-        return n
-
-
 class MemberReader(io.RawIOBase):
-    """A seekable view of one member's bytes inside a seekable file."""
+    """One member's bytes inside an archive file: seekable, or forward-only for a stream."""
 
-    def __init__(self, file: BinaryIO, offset: int, size: int, label: str) -> None:
+    def __init__(
+        self, file: BinaryIO, offset: int, size: int, label: str, *, forward_only: bool = False
+    ) -> None:
         super().__init__()
         self._file = file
         self._offset = offset
         self._size = size
         self._pos = 0
         self._label = label
+        self._forward_only = forward_only
 
     def readable(self) -> bool:
         return True
 
     def seekable(self) -> bool:
-        return True
+        return not self._forward_only
 
     def tell(self) -> int:
         return self._pos
 
     def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if self._forward_only:
+            raise io.UnsupportedOperation("a streamed member is read forward only")
         if whence == io.SEEK_CUR:
             pos += self._pos
         elif whence == io.SEEK_END:
@@ -276,9 +247,14 @@ class MemberReader(io.RawIOBase):
         want = min(len(view), self._size - self._pos)
         if want <= 0:
             return 0
-        self._file.seek(self._offset + self._pos)
-        n = self._file.readinto(view[:want])  # type: ignore[attr-defined]
-        if not n or n < want:
+        target = self._offset + self._pos
+        try:
+            if self._file.tell() != target:
+                self._file.seek(target)
+            n = self._file.readinto(view[:want])  # type: ignore[attr-defined]
+        except io.UnsupportedOperation as exc:
+            raise FormatError(f"{self._label}: read after the stream moved on") from exc
+        if not n:
             raise TruncatedArchive(f"{self._label}: member data ends early")
         self._pos += n
         return int(n)
@@ -350,8 +326,9 @@ def _stream_opener(
     forward: ForwardSeekable, member: TarMember, label: str, compression: str
 ) -> Any:
     def opener() -> BinaryIO:
-        raw = _StreamMemberReader(
-            forward, member.offset_data, member.size, f"{label}: {member.name}"
+        name = f"{label}: {member.name}"
+        raw = MemberReader(
+            cast(BinaryIO, forward), member.offset_data, member.size, name, forward_only=True
         )
         return cast(BinaryIO, _TranslatingReader(raw, compression))
 
@@ -389,3 +366,10 @@ def walk_nested(fh: BinaryIO, label: str) -> Iterator[Entry]:
         yield from walk_seekable(fh, label)
     else:
         yield from walk_stream(fh, label)
+
+
+def walk_input(src: OpenedInput) -> Iterator[Entry]:
+    """Walk an opened input: indexed at offsets when seekable, else in one forward pass."""
+    if src.seekable:
+        return walk_seekable(src.stream, src.path)
+    return walk_stream(src.stream, src.path, src.compression)

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, cast
 
 from kcheckpoint.errors import FormatError, InputError
 
-from .archive import Entry, TarMember, walk_nested, walk_seekable, walk_stream
+from .archive import Entry, TarMember, walk_input, walk_nested
 from .manifest import ROOTFS_MEMBER, ROOTFS_PREFIX
 from .model import InputInfo, Problem
 from .source import ProgressCallback, open_input
@@ -237,22 +237,10 @@ def extract_archive(
             InputInfo(src.path, src.size, src.compression, "", None), str(output)
         )
         writer = _Writer(os.fspath(output), force, result)
-        entries: Iterator[Entry]
-        if src.seekable:
-            entries = walk_seekable(src.stream, src.path)
-        else:
-            entries = walk_stream(src.stream, src.path, src.compression)
-        for entry in entries:
+        for entry in walk_input(src):
             _extract_entry(entry, writer, selection)
         writer.finish_links()
-        if src.seekable:
-            src.stream.seek(0)
-            digest = hashlib.file_digest(src.stream, "sha256").hexdigest()  # type: ignore[arg-type]
-            mode = "seekable"
-        else:
-            digest = src.finish() or ""
-            mode = "stream"
-        result.input = InputInfo(src.path, src.size, src.compression, mode, digest)
+        result.input = src.info(hash_seekable=True)
     result.unmatched = selection.unmatched
     return result
 

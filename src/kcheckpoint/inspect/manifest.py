@@ -16,7 +16,7 @@ from typing import BinaryIO, cast
 
 from kcheckpoint.errors import FormatError
 
-from .archive import Entry, walk_nested, walk_seekable, walk_stream
+from .archive import Entry, walk_input, walk_nested
 from .model import InputInfo, Problem
 from .source import HashingReader, ProgressCallback, open_input
 
@@ -55,21 +55,10 @@ def build_manifest(
 ) -> Manifest:
     """Hash every member and every file in rootfs-diff.tar, reading the archive once."""
     with open_input(path, stdin=stdin, hash_input=True, progress=progress) as src:
-        if src.seekable:
-            entries = walk_seekable(src.stream, src.path)
-        else:
-            entries = walk_stream(src.stream, src.path, src.compression)
         manifest = Manifest(InputInfo(src.path, src.size, src.compression, "", None))
-        for entry in entries:
+        for entry in walk_input(src):
             _add(manifest, entry)
-        if src.seekable:
-            src.stream.seek(0)
-            digest = hashlib.file_digest(src.stream, "sha256").hexdigest()  # type: ignore[arg-type]
-            mode = "seekable"
-        else:
-            digest = src.finish() or ""
-            mode = "stream"
-        manifest.input = InputInfo(src.path, src.size, src.compression, mode, digest)
+        manifest.input = src.info(hash_seekable=True)
     return manifest
 
 

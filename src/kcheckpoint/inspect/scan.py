@@ -6,7 +6,6 @@ passed to an optional ``on_member`` hook, which reads them in chunks while the w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,7 +15,7 @@ from typing import BinaryIO
 
 from kcheckpoint.errors import FormatError, NotACheckpoint
 
-from .archive import Entry, TarMember, walk_nested, walk_seekable, walk_stream
+from .archive import Entry, TarMember, walk_input, walk_nested
 from .engines import iso_time
 from .model import DeletedPath, FileEntry, InputInfo, NestedArchive, Problem, RootfsDiff
 from .source import ProgressCallback, open_input
@@ -86,28 +85,12 @@ def scan_archive(
     """
     want_hash = hash_input is not False
     with open_input(path, stdin=stdin, hash_input=want_hash, progress=progress) as src:
-        label = src.path
-        if src.seekable:
-            entries = walk_seekable(src.stream, label)
-        else:
-            entries = walk_stream(src.stream, label, src.compression)
-        scan = ArchiveScan(InputInfo(label, src.size, src.compression, "", None))
-        for entry in entries:
+        scan = ArchiveScan(InputInfo(src.path, src.size, src.compression, "", None))
+        for entry in walk_input(src):
             _visit(scan, entry, read_images, on_member, on_image, on_nested)
-        if src.seekable:
-            digest = _hash_file(src.stream) if hash_input else None
-            mode = "seekable"
-        else:
-            digest = src.finish()
-            mode = "stream"
-        scan.input = InputInfo(label, src.size, src.compression, mode, digest)
+        scan.input = src.info(hash_seekable=bool(hash_input))
     _check_checkpoint(scan)
     return scan
-
-
-def _hash_file(file: BinaryIO) -> str:
-    file.seek(0)
-    return hashlib.file_digest(file, "sha256").hexdigest()  # type: ignore[arg-type]
 
 
 def _visit(

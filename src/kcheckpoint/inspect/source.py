@@ -25,6 +25,8 @@ from typing import IO, Any, BinaryIO, cast
 
 from kcheckpoint.errors import ArchiveNotFound, CorruptCompression, InputError, NotAnArchive
 
+from .model import InputInfo
+
 if sys.version_info >= (3, 14):  # pragma: no cover - newer interpreters
     from compression import zstd
 else:
@@ -193,6 +195,17 @@ class OpenedInput:
                 pass
         self.counter.drain()
         return self.counter.sha256
+
+    def info(self, *, hash_seekable: bool) -> InputInfo:
+        """The input's record once it has been read: a stream is hashed as it went by, a file
+        on disk only when ``hash_seekable`` asks for it (that reads every byte once more)."""
+        if self.seekable:
+            digest = None
+            if hash_seekable:
+                self.stream.seek(0)
+                digest = hashlib.file_digest(self.stream, "sha256").hexdigest()  # type: ignore[arg-type]
+            return InputInfo(self.path, self.size, self.compression, "seekable", digest)
+        return InputInfo(self.path, self.size, self.compression, "stream", self.finish())
 
 
 @contextlib.contextmanager
