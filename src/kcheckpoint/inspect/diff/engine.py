@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from kcheckpoint.errors import InputError
 from kcheckpoint.inspect.engines import container_of, parse_metadata
-from kcheckpoint.inspect.model import InputInfo
+from kcheckpoint.inspect.model import InputInfo, Problem
 from kcheckpoint.inspect.scan import scan_archive
 from kcheckpoint.inspect.source import ProgressCallback, open_input
 from kcheckpoint.inspect.summary import process_count, secrets_warning, sizes_of
@@ -232,9 +232,22 @@ def compare_sides(
         memory=compare_memory(pairs, a.memory.processes, b.memory.processes, changes),
         filesystem=filesystem,
         members=compare.compare_members(a.scan.members, b.scan.members),
-        problems=problems_of("a", ia.problems) + problems_of("b", ib.problems),
+        problems=problems_of("a", _problems(a)) + problems_of("b", _problems(b)),
     )
     return with_counts(diff)
+
+
+def _problems(side: Side) -> list[Problem]:
+    """The decoder's problems, plus what the memory model adds (a pages file shorter than its
+    pagemap says...); stale images are already among the decoder's."""
+    out = list(side.inspection.problems)
+    seen = {(p.source, p.kind, p.message) for p in out}
+    for p in side.memory.problems:
+        if p.kind.startswith("stale-") or (p.source, p.kind, p.message) in seen:
+            continue
+        seen.add((p.source, p.kind, p.message))
+        out.append(p)
+    return out
 
 
 def with_counts(diff: CheckpointDiff) -> CheckpointDiff:
