@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import parse_size, write_archive
 
 from kcheckpoint.inspect.search import compile_needle, search_archive
-from kcheckpoint.inspect.secrets import RULES, scan_archive_secrets
+from kcheckpoint.inspect.secrets import RULES
+from kcheckpoint.inspect.secretscan import scan_archive_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "podman" / "webapp-t1.tar"

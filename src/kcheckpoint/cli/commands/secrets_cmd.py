@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from kcheckpoint.inspect.secrets import RULES, scan_archive_secrets
+from kcheckpoint.inspect.secrets import RULES
+from kcheckpoint.inspect.secretscan import scan_archive_secrets
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.secrets import CSV_COLUMNS, csv_rows, secrets_text
 
