@@ -269,7 +269,7 @@ def with_counts(diff: CheckpointDiff) -> CheckpointDiff:
     memory: list[str] = []
     for p in diff.memory:
         statuses = [m.status for m in p.mappings]
-        memory += statuses or [CHANGED]
+        memory += statuses or [p.status]
     counts["memory"] = count(memory)
     counts["filesystem"] = count([c.status for c in diff.filesystem])
     counts["members"] = count([c.status for c in diff.members])

@@ -167,10 +167,13 @@ def process_memory(
     pres_a, pres_b = present(pa), present(pb)
     psize = (pa or pb).page_size if (pa or pb) is not None else 4096  # type: ignore[union-attr]
     mappings: list[MappingDiff] = []
-    for va, vb in match_mappings(pa.vmas if pa else [], pb.vmas if pb else []):
-        m = _mapping(va, vb, pres_a, pres_b, changed if compared else None, psize)
-        if m is not None:
-            mappings.append(m)
+    # mappings are matched only within one process (same pid): a restarted process has other
+    # addresses (ASLR), and a process on one side only would list every mapping
+    if pair.status in (SAME, CHANGED) and pa is not None and pb is not None:
+        for va, vb in match_mappings(pa.vmas, pb.vmas):
+            m = _mapping(va, vb, pres_a, pres_b, changed if compared else None, psize)
+            if m is not None:
+                mappings.append(m)
     mappings.sort(key=_mapping_order)
     ranges = changed or []
     changed_bytes = total(ranges) if compared else 0
@@ -194,7 +197,7 @@ def process_memory(
     if pair.status == SAME or pair.status == CHANGED:
         if not (mappings or changed_bytes or only_a or only_b or diff.present_a != diff.present_b):
             return None
-    elif not (diff.present_a or diff.present_b or mappings):
+    elif not (diff.present_a or diff.present_b):
         return None
     return diff
 
