@@ -7,7 +7,6 @@ lifespan runs.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,8 +24,6 @@ from .runtime import CriClient, resolve_endpoint
 from .service import CaptureService
 from .settings import Settings
 from .store import ArchiveStore
-
-log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 The kubelet's Checkpoint API (`POST /checkpoint/{namespace}/{pod}/{container}`) over any CRI

@@ -31,7 +31,6 @@ from kcheckpoint.errors import (
 from .names import InvalidName, check_container, check_namespace, check_pod, parse_archive_name
 
 SHA256_HEADER = "x-checkpoint-sha256"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)

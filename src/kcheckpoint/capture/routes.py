@@ -120,8 +120,8 @@ async def checkpoint(
     target = f"{namespace}/{pod}/{container}"
     audit = {"user": caller.user, "uid": caller.uid, "remote": _remote(request), "target": target}
     try:
-        for check, value in ((check_namespace, namespace), (check_pod, pod)):
-            check(value)
+        check_namespace(namespace)
+        check_pod(pod)
         check_container(container)
         if not caller.may_access(namespace):
             raise HttpError(403, _forbidden(caller, "create", namespace))
