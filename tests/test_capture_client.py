@@ -300,3 +300,14 @@ def test_serve_demo_as_the_readme_shows(tmp_path: Path) -> None:
 
 def test_sample_is_bundled() -> None:
     assert SAMPLE.is_file()
+
+
+def test_capture_passes_the_timeout(
+    served: tuple[str, Capture], cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cap = served
+    monkeypatch.setenv("KCHECKPOINT_TOKEN", OPS)
+    result: CliResult = cli("capture", url, "default/web/app", "--timeout", "300")
+    assert result.exit_code == 0, result.stderr
+    (request,) = cap.cri.service.checkpoint_requests
+    assert request.timeout == 300  # longer than the service's default, so sent unchanged
