@@ -289,3 +289,30 @@ def test_sweep_keeps_files_of_captures_in_flight(tmp_path: Path) -> None:
     res.temp.write_bytes(b"written late by a runtime that ignored its deadline")
     assert store.sweep_temporaries() == [res.temp.name]
     assert not res.temp.exists()
+
+
+def test_a_symlinked_checkpoint_directory_is_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "bigdisk"
+    elsewhere.mkdir(mode=0o700)
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "checkpoints").symlink_to(elsewhere)
+    with running_capture(tmp_path) as cap:
+        response: Any = cap.post("default/web/app")
+        assert response.status_code == 200
+        assert len(list(elsewhere.glob("checkpoint-*.tar"))) == 1
+
+
+def test_without_hard_links_the_archive_is_renamed(
+    cap: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    def no_links(*_args: object) -> None:
+        raise OSError(errno.EPERM, "hard links not allowed here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    response: Any = cap.post("default/web/app")
+    assert response.status_code == 200
+    assert Path(json.loads(response.text)["items"][0]).read_bytes() == PAYLOAD
+    assert not [f for f in cap.files() if f.startswith(".tmp-")]

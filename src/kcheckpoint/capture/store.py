@@ -82,7 +82,7 @@ class ArchiveStore:
     def ensure_directory(self) -> None:
         """Create the directory 0700 (as the kubelet does at start), or check and fix it."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = os.lstat(self.directory)
+        st = os.stat(self.directory)  # a symlink to a bigger disk is fine; its target is checked
         if not stat.S_ISDIR(st.st_mode):
             raise CheckpointFailed(f"{self.directory} is not a directory")
         if stat.S_IMODE(st.st_mode) != 0o700:
@@ -138,11 +138,7 @@ class ArchiveStore:
                     )
                     os.fchmod(handle.fileno(), 0o600)
                 digest = _sha256(handle)
-            try:
-                os.link(res.temp, res.final)
-            except FileExistsError as exc:  # someone else wrote that name meanwhile
-                raise CheckpointFailed(f"{res.final} appeared during the checkpoint") from exc
-            os.unlink(res.temp)
+            _place(res.temp, res.final)
             info = ArchiveInfo(
                 name=res.final.name,
                 path=str(res.final),
@@ -319,3 +315,22 @@ def _sha256(handle: object) -> str:
     while chunk := read(_CHUNK):
         sha.update(chunk)
     return sha.hexdigest()
+
+
+def _place(temp: Path, final: Path) -> None:
+    """Give ``temp`` the name ``final`` without ever replacing an existing file.
+
+    A hard link fails when the name exists. On a file system without hard links, a rename
+    after a check is the fallback (the name is reserved in memory, so only a foreign writer
+    could race it).
+    """
+    try:
+        os.link(temp, final)
+    except FileExistsError as exc:  # someone else wrote that name meanwhile
+        raise CheckpointFailed(f"{final} appeared during the checkpoint") from exc
+    except OSError:
+        if os.path.lexists(final):
+            raise CheckpointFailed(f"{final} appeared during the checkpoint") from None
+        os.rename(temp, final)
+        return
+    os.unlink(temp)
