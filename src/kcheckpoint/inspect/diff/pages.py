@@ -268,10 +268,10 @@ class PageReader:
         if len(self._buf) < length:
             self._buf = bytearray(length)
         view = memoryview(self._buf)[:length]
-        self._file.seek(offset)
+        fd = self._file.fileno()
         got = 0
-        while got < length:
-            n = self._file.readinto(view[got:])  # type: ignore[attr-defined]
+        while got < length:  # pread: one system call, no seek
+            n = os.preadv(fd, [view[got:]], offset + got)
             if not n:
                 break
             got += n
