@@ -65,7 +65,7 @@ class DiffOptions:
     show_secrets: bool = False
     ignore_time: bool = False
     content: bool = False
-    #: Hash seekable inputs too (streamed ones always are); None: only when needed.
+    #: Compute each input's SHA-256 (True for JSON provenance); None: only for stdin.
     hash_input: bool | None = None
 
 
@@ -117,7 +117,12 @@ def diff_archives(
     digest = identical_files(path_a, path_b)
     if digest is not None:
         return _identical(path_a, path_b, digest, options)
-    hash_input = options.hash_input
+
+    def hash_of(path: str) -> bool:
+        # identical files were caught above, byte for byte; a digest is only worth its CPU for
+        # the provenance (asked for) or to recognise a piped copy of the other side
+        return options.hash_input if options.hash_input is not None else path == "-"
+
     content = options.content
 
     def stdin_of(path: str) -> BinaryIO | None:
@@ -126,10 +131,10 @@ def diff_archives(
     seek_a, seek_b = _seekable(path_a, stdin), _seekable(path_b, stdin)
     if seek_a and seek_b:
         side_a = read_side(
-            "a", path_a, hash_input=hash_input, progress=progress(path_a), keep_content=content
+            "a", path_a, hash_input=hash_of(path_a), progress=progress(path_a), keep_content=content
         )
         side_b = read_side(
-            "b", path_b, hash_input=hash_input, progress=progress(path_b), keep_content=content
+            "b", path_b, hash_input=hash_of(path_b), progress=progress(path_b), keep_content=content
         )
         reader_a = PageReader(path_a, side_a.memory, pages_offsets(side_a.scan))
         reader_b = PageReader(path_b, side_b.memory, pages_offsets(side_b.scan))
@@ -144,7 +149,7 @@ def diff_archives(
         ref = read_side(
             "a" if ref_is_a else "b",
             ref_path,
-            hash_input=hash_input,
+            hash_input=hash_of(ref_path),
             progress=progress(ref_path),
             keep_content=content,
         )
@@ -155,7 +160,7 @@ def diff_archives(
                 "b" if ref_is_a else "a",
                 other_path,
                 stdin=stdin_of(other_path),
-                hash_input=hash_input,
+                hash_input=hash_of(other_path),
                 progress=progress(other_path),
                 pages=StreamPages(sink),
                 keep_content=content,
@@ -170,7 +175,7 @@ def diff_archives(
             "a",
             path_a,
             stdin=stdin_of(path_a),
-            hash_input=hash_input,
+            hash_input=hash_of(path_a),
             progress=progress(path_a),
             pages=StreamPages(first),
             keep_content=content,
@@ -181,7 +186,7 @@ def diff_archives(
             "b",
             path_b,
             stdin=stdin_of(path_b),
-            hash_input=hash_input,
+            hash_input=hash_of(path_b),
             progress=progress(path_b),
             pages=StreamPages(second),
             keep_content=content,
