@@ -80,6 +80,17 @@ def test_t1_t2_filesystem_matches_fixtures() -> None:
     assert d.counts["filesystem"].added == 3 and d.counts["filesystem"].removed == 1
 
 
+def test_t1_t2_dump_times_and_runs() -> None:
+    """Podman archives carry no checkpoint time: CRIU's dump time is inventory.img's mtime."""
+    d = t1_t2()
+    changes = {m.key: (m.a, m.b) for m in d.metadata}
+    # FIXTURES.md: t2 was taken after t1 (the tar headers say 17:46:48 and 17:46:55)
+    assert changes["dumped"] == ("2026-11-25T17:46:48Z", "2026-11-25T17:46:55Z")
+    assert "criu-run-id" in changes
+    quiet = diff_archives(str(PODMAN_T1), str(PODMAN_T2), options=DiffOptions(ignore_time=True))
+    assert "dumped" not in {m.key for m in quiet.metadata}
+
+
 def test_t1_t2_same_two_processes() -> None:
     d = t1_t2()
     assert d.processes == [] and d.files == [] and d.sockets == []
@@ -201,7 +212,7 @@ def test_json_keys_are_stable(cli) -> None:  # type: ignore[no-untyped-def]
     lines = cli("diff", PODMAN_T1, PODMAN_T2, "--format", "jsonl").stdout.splitlines()
     records = [json.loads(line) for line in lines]
     assert records[0]["record"] == "summary"
-    assert {r["record"] for r in records[1:]} == {"memory", "filesystem"}
+    assert {r["record"] for r in records[1:]} == {"memory", "filesystem", "metadata"}
 
 
 def test_against_itself_short_circuits(cli) -> None:  # type: ignore[no-untyped-def]

@@ -109,13 +109,22 @@ def compare_metadata(
     *,
     show_secrets: bool,
     ignore_time: bool,
+    dumped: tuple[str | None, str | None] = (None, None),
 ) -> list[MetadataChange]:
-    """Container fields, annotations, spec.dump env (by name) and mounts."""
+    """Container fields, the CRIU dump (run id, time), annotations, spec.dump env (by name)
+    and mounts. ``dumped`` is when CRIU wrote each dump (inventory.img's mtime): Podman
+    archives have no other checkpoint time."""
     out: list[MetadataChange] = []
     for name in _CONTAINER_FIELDS + (() if ignore_time else _TIME_FIELDS):
         va, vb = getattr(a.container, name), getattr(b.container, name)
         if va != vb:
             out.append(_changed(name, va, vb))
+    if not ignore_time and dumped[0] != dumped[1]:
+        out.append(_changed("dumped", *dumped))
+    run_a = a.inventory.dump_criu_run_id if a.inventory else None
+    run_b = b.inventory.dump_criu_run_id if b.inventory else None
+    if run_a != run_b:
+        out.append(_changed("criu-run-id", run_a, run_b))
     out += compare_maps(
         "annotations/", a.metadata.annotations, b.metadata.annotations, ignore_time=ignore_time
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from kcheckpoint.errors import InputError
-from kcheckpoint.inspect.engines import container_of, parse_metadata
+from kcheckpoint.inspect.engines import container_of, iso_time, parse_metadata
 from kcheckpoint.inspect.model import InputInfo, Problem
 from kcheckpoint.inspect.scan import scan_archive
 from kcheckpoint.inspect.source import ProgressCallback, open_input
@@ -230,6 +230,7 @@ def compare_sides(
             b.env,
             show_secrets=options.show_secrets,
             ignore_time=options.ignore_time,
+            dumped=(_dumped(a), _dumped(b)),
         ),
         processes=compare.compare_processes(pairs, show_secrets=options.show_secrets),
         files=compare.compare_files(pairs),
@@ -240,6 +241,14 @@ def compare_sides(
         problems=problems_of("a", _problems(a)) + problems_of("b", _problems(b)),
     )
     return with_counts(diff)
+
+
+def _dumped(side: Side) -> str | None:
+    """When CRIU wrote the dump: the mtime of checkpoint/inventory.img."""
+    for m in side.scan.members:
+        if m.name == "checkpoint/inventory.img":
+            return iso_time(m.mtime)
+    return None
 
 
 def _problems(side: Side) -> list[Problem]:
