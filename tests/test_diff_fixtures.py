@@ -316,3 +316,26 @@ def test_errors_have_exit_codes(cli, tmp_path: Path) -> None:  # type: ignore[no
     truncated.write_bytes(PODMAN_T1.read_bytes()[: 1 << 20])
     assert cli("diff", PODMAN_T1, truncated).exit_code == 4
     assert cli("diff", "-", "-", stdin=b"").exit_code == 2
+
+
+def test_csv_and_bodyfile(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("diff", PODMAN_T1, PODMAN_T2, "--format", "csv")
+    assert result.exit_code == 1
+    rows = result.stdout.splitlines()
+    assert rows[0] == "section,status,what,a,b"
+    assert any(r.startswith("filesystem,added,/app/data/new.txt,,") for r in rows)
+    assert sum(r.startswith("memory,") for r in rows) == 2
+    # a diff has no timeline: bodyfile is a usage error
+    assert cli("diff", PODMAN_T1, PODMAN_T2, "--format", "bodyfile").exit_code == 2
+
+
+def test_strict_turns_problems_into_exit_4(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from .test_inspect_problems import rebuild
+
+    def edit(member: str, blob: bytes) -> bytes | None:
+        return blob[: len(blob) // 2] if member.endswith("pages-1.img") else blob
+
+    damaged = rebuild(tmp_path, IDLE, edit)
+    loose = cli("diff", IDLE, damaged)
+    assert loose.exit_code == 1 and "pages-1.img" in loose.stderr
+    assert cli("diff", IDLE, damaged, "--strict").exit_code == 4
