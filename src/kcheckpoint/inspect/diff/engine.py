@@ -50,9 +50,8 @@ from .pages import (
     compare_seekable,
     merged,
 )
-from .side import CONTENT_LIMIT, Side, pages_offsets, read_side
+from .side import CONTENT_LIMIT, PagesHook, Side, pages_offsets, read_side
 
-SECTIONS = ("metadata", "processes", "files", "sockets", "memory", "filesystem", "members")
 #: Lines of unified diff shown per file with --content.
 CONTENT_LINES = 400
 _CHUNK = 1 << 20
@@ -95,10 +94,11 @@ def identical_files(path_a: str, path_b: str) -> str | None:
             sha.update(ca)
 
 
-def _seekable(path: str, stdin: BinaryIO | None) -> bool:
+def _seekable(path: str) -> bool:
+    """A plain tar on disk, whose members can be read at their offsets."""
     if path == "-":
         return False
-    with open_input(path, stdin=stdin, hash_input=False) as src:
+    with open_input(path, hash_input=False) as src:
         return src.seekable
 
 
@@ -113,29 +113,54 @@ def diff_archives(
     """Compare archive A with archive B (either may be '-', not both)."""
     if path_a == "-" and path_b == "-":
         raise InputError("only one of the two archives can be read from stdin")
-    progress = progress_for or (lambda _path: None)
     digest = identical_files(path_a, path_b)
     if digest is not None:
         return _identical(path_a, path_b, digest, options)
-
-    def hash_of(path: str) -> bool:
-        # identical files were caught above, byte for byte; a digest is only worth its CPU for
-        # the provenance (asked for) or to recognise a piped copy of the other side
-        return options.hash_input if options.hash_input is not None else path == "-"
-
-    content = options.content
-
-    def stdin_of(path: str) -> BinaryIO | None:
-        return stdin if path == "-" else None
-
-    seek_a, seek_b = _seekable(path_a, stdin), _seekable(path_b, stdin)
+    reader = _Reader(stdin, options, progress_for or (lambda _path: None))
+    seek_a, seek_b = _seekable(path_a), _seekable(path_b)
     if seek_a and seek_b:
-        side_a = read_side(
-            "a", path_a, hash_input=hash_of(path_a), progress=progress(path_a), keep_content=content
+        side_a, side_b, changes = reader.both_seekable(path_a, path_b)
+    elif seek_a:
+        side_a, side_b, changes = reader.one_seekable(path_a, path_b, "a")
+    elif seek_b:
+        side_b, side_a, changes = reader.one_seekable(path_b, path_a, "b")
+    else:
+        side_a, side_b, changes = reader.both_streamed(path_a, path_b)
+    if side_a.scan.input.sha256 is not None and (
+        side_a.scan.input.sha256 == side_b.scan.input.sha256
+    ):
+        return replace(compare_sides(side_a, side_b, {}, options), identical=True)
+    return compare_sides(side_a, side_b, changes, options)
+
+
+Changed = dict[int, list[tuple[int, int]]]
+
+
+@dataclass
+class _Reader:
+    """The three reading plans; each reads every archive once."""
+
+    stdin: BinaryIO | None
+    options: DiffOptions
+    progress: ProgressFor
+
+    def side(self, label: str, path: str, pages: PagesHook | None = None) -> Side:
+        # identical files were caught byte for byte before: a digest is only worth its CPU for
+        # the provenance (when asked for) or to recognise a piped copy of the other side
+        hash_input = self.options.hash_input
+        return read_side(
+            label,
+            path,
+            stdin=self.stdin if path == "-" else None,
+            hash_input=hash_input if hash_input is not None else path == "-",
+            progress=self.progress(path),
+            keep_content=self.options.content,
+            pages=pages,
         )
-        side_b = read_side(
-            "b", path_b, hash_input=hash_of(path_b), progress=progress(path_b), keep_content=content
-        )
+
+    def both_seekable(self, path_a: str, path_b: str) -> tuple[Side, Side, Changed]:
+        """Index both, then read the pages both hold side by side at their offsets."""
+        side_a, side_b = self.side("a", path_a), self.side("b", path_b)
         reader_a = PageReader(path_a, side_a.memory, pages_offsets(side_a.scan))
         reader_b = PageReader(path_b, side_b.memory, pages_offsets(side_b.scan))
         try:
@@ -143,61 +168,30 @@ def diff_archives(
         finally:
             reader_a.close()
             reader_b.close()
-    elif seek_a or seek_b:
-        ref_is_a = seek_a
-        ref_path, other_path = (path_a, path_b) if ref_is_a else (path_b, path_a)
-        ref = read_side(
-            "a" if ref_is_a else "b",
-            ref_path,
-            hash_input=hash_of(ref_path),
-            progress=progress(ref_path),
-            keep_content=content,
-        )
+        return side_a, side_b, changes
+
+    def one_seekable(
+        self, ref_path: str, other_path: str, ref_label: str
+    ) -> tuple[Side, Side, Changed]:
+        """Index the seekable side; stream the other, comparing each chunk at R's offsets."""
+        ref = self.side(ref_label, ref_path)
         reader = PageReader(ref_path, ref.memory, pages_offsets(ref.scan))
         try:
             sink = CompareReaderSink(reader)
-            other = read_side(
-                "b" if ref_is_a else "a",
-                other_path,
-                stdin=stdin_of(other_path),
-                hash_input=hash_of(other_path),
-                progress=progress(other_path),
-                pages=StreamPages(sink),
-                keep_content=content,
-            )
+            other_label = "b" if ref_label == "a" else "a"
+            other = self.side(other_label, other_path, StreamPages(sink))
         finally:
             reader.close()
-        side_a, side_b = (ref, other) if ref_is_a else (other, ref)
-        changes = merged(sink.changes)
-    else:
+        return ref, other, merged(sink.changes)
+
+    def both_streamed(self, path_a: str, path_b: str) -> tuple[Side, Side, Changed]:
+        """Digest A's pages in its pass, compare B's with them in B's pass."""
         first = DigestSink()
-        side_a = read_side(
-            "a",
-            path_a,
-            stdin=stdin_of(path_a),
-            hash_input=hash_of(path_a),
-            progress=progress(path_a),
-            pages=StreamPages(first),
-            keep_content=content,
-        )
+        side_a = self.side("a", path_a, StreamPages(first))
         second = CompareDigestsSink(first)
-        del first
-        side_b = read_side(
-            "b",
-            path_b,
-            stdin=stdin_of(path_b),
-            hash_input=hash_of(path_b),
-            progress=progress(path_b),
-            pages=StreamPages(second),
-            keep_content=content,
-        )
-        changes = merged(second.changes)
-    if (
-        side_a.scan.input.sha256 is not None
-        and side_a.scan.input.sha256 == side_b.scan.input.sha256
-    ):
-        return _identical_sides(side_a, side_b, options)
-    return compare_sides(side_a, side_b, changes, options)
+        del first  # the index holds what is needed
+        side_b = self.side("b", path_b, StreamPages(second))
+        return side_a, side_b, merged(second.changes)
 
 
 def _diff_side(side: Side) -> DiffSide:
@@ -364,9 +358,3 @@ def _identical(path_a: str, path_b: str, digest: str, options: DiffOptions) -> C
             problems=problems_of("a", scan.problems) + problems_of("b", scan.problems),
         )
     )
-
-
-def _identical_sides(a: Side, b: Side, options: DiffOptions) -> CheckpointDiff:
-    """Both read (one was stdin) and found to have the same SHA-256."""
-    diff = compare_sides(a, b, {}, options)
-    return replace(diff, identical=True)
