@@ -14,7 +14,6 @@ from kcheckpoint.render.jsonout import to_data
 
 from ..common import (
     FormatOption,
-    HashOption,
     StrictOption,
     enforce_strict,
     report,
@@ -53,7 +52,15 @@ def diff(
             "256 KiB, 400 lines each).",
         ),
     ] = False,
-    hash_input: HashOption = None,
+    hash_input: Annotated[
+        bool | None,
+        typer.Option(
+            "--hash/--no-hash",
+            help="Compute each input's SHA-256. Default: for --format json (provenance) and "
+            "for stdin; identical files are recognised byte for byte either way.",
+            show_default=False,
+        ),
+    ] = None,
     strict: StrictOption = False,
 ) -> int:
     """Compare checkpoint A with checkpoint B: metadata, processes, open files, sockets, memory
