@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         f"secrets keyword engine: {engine}; median of {args.repeat} interleaved runs"
     )
     print(f"# literal: {LITERAL!r}; secret rules: {len(RULES)} (grep gets their ERE forms)")
+    startup = statistics.median(run_measured([*KC, "--version"])[0] for _ in range(3))
+    print(f"# CLI start-up (kcheckpoint --version): {startup:.2f} s, included in the CLI columns")
 
     archives: list[tuple[str, Path]] = []
     if FIXTURE.exists():

@@ -152,5 +152,6 @@ def test_memory_only_skips_files_and_pid_filter(cli) -> None:  # type: ignore[no
 
 
 def test_list_rules(cli) -> None:  # type: ignore[no-untyped-def]
-    res = cli("secrets", "--list-rules", PODMAN_T1)
+    res = cli("secrets", "--list-rules")
     assert res.exit_code == 0 and "aws-access-key-id" in res.stdout
+    assert cli("secrets", "--memory-only").exit_code == 2  # no archive

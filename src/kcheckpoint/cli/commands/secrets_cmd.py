@@ -36,8 +36,8 @@ def _key(value: str | None) -> bytes | None:
 
 def secrets(
     archive: Annotated[
-        str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
-    ],
+        str | None, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
+    ] = None,
     show_secrets: Annotated[
         bool,
         typer.Option("--show-secrets", help="Print the secrets in clear (with a warning)."),
@@ -91,6 +91,8 @@ def secrets(
             )
         )
         return int(ExitCode.OK)
+    if archive is None:
+        raise typer.BadParameter("missing ARCHIVE", param_hint="ARCHIVE")
     if engine not in ("auto", "hyperscan", "python"):
         raise typer.BadParameter("choose auto, hyperscan or python", param_hint="--engine")
     progress = Progress(archive)
