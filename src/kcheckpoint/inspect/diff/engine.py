@@ -50,7 +50,7 @@ from .pages import (
     compare_seekable,
     merged,
 )
-from .side import CONTENT_LIMIT, PagesHook, Side, pages_offsets, read_side
+from .side import CONTENT_LIMIT, CONTENT_TOTAL, PagesHook, Side, pages_offsets, read_side
 
 #: Lines of unified diff shown per file with --content.
 CONTENT_LINES = 400
@@ -309,7 +309,11 @@ def with_content(change: FsChange, a: dict[str, bytes], b: dict[str, bytes]) -> 
         data = contents.get(change.path)
         text = _is_text(data) if data is not None else None
         if text is None:
-            note = "binary file: not shown" if data is not None else "content not read"
+            note = (
+                "binary file: not shown"
+                if data is not None
+                else f"not kept (over {CONTENT_TOTAL >> 20} MiB of file contents in all)"
+            )
             return replace(change, content_note=note)
         texts.append(text)
     lines = list(

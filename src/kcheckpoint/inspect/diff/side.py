@@ -23,8 +23,10 @@ from kcheckpoint.inspect.source import ProgressCallback
 from .model import FsState
 
 ROOTFS_MEMBER = "rootfs-diff.tar"
-#: Files up to this size are kept for --content (a unified diff of changed text files).
+#: Files up to this size are kept for --content (a unified diff of changed text files)...
 CONTENT_LIMIT = 256 << 10
+#: ... up to this much in all, per archive: memory stays bounded whatever the rootfs diff holds.
+CONTENT_TOTAL = 32 << 20
 _CHUNK = 1 << 20
 
 
@@ -48,6 +50,7 @@ class RootfsFiles:
     keep_content: bool = False
     digests: dict[str, tuple[int, str]] = field(default_factory=dict)
     contents: dict[str, bytes] = field(default_factory=dict)
+    kept_bytes: int = 0
 
     def __call__(self, outer: str, inner: Entry) -> None:
         if outer != ROOTFS_MEMBER:
@@ -56,7 +59,11 @@ class RootfsFiles:
         if m.unsafe or m.name.rsplit("/", 1)[-1].startswith(".wh."):
             return
         sha = hashlib.sha256()
-        keep = self.keep_content and m.size <= CONTENT_LIMIT
+        keep = (
+            self.keep_content
+            and m.size <= CONTENT_LIMIT
+            and self.kept_bytes + m.size <= CONTENT_TOTAL
+        )
         kept = bytearray()
         size = 0
         with inner.open() as fh:
@@ -69,6 +76,7 @@ class RootfsFiles:
         self.digests[path] = (size, sha.hexdigest())
         if keep:
             self.contents[path] = bytes(kept)
+            self.kept_bytes += len(kept)
 
 
 def fs_states(rootfs: RootfsDiff, digests: dict[str, tuple[int, str]]) -> dict[str, FsState]:
