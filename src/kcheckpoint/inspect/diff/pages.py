@@ -1,16 +1,19 @@
 """Find the pages whose bytes differ between two checkpoints, in bounded memory.
 
-The pages of one side (S) stream through ``MemoryWalk`` one chunk at a time. Each chunk is
-compared with the other side's bytes at the same virtual addresses of the same pid:
+Pages are compared between the two sides of one pid, at the same virtual addresses. Three
+plans, by what can be read at an offset:
 
-- when the other side (R) is a seekable plain tar, by reading R's pages at their offsets (no
-  digest at all: a chunk is compared whole, and page by page only when it differs);
-- when both are streamed (compressed or piped), by page digests: a first pass over A keeps a
-  16-byte SHA-256 prefix per page (0.4 % of the memory size), the pass over B compares with it.
+- both sides seekable plain tars (``compare_seekable``): the pages both hold are read side by
+  side at their offsets into two reused buffers, and compared (memcmp, bisected down to the page
+  only where a chunk differs); no digest at all;
+- one side (R) seekable: the other side (S) streams through ``MemoryWalk`` one chunk at a time,
+  and each chunk is compared with R's bytes read at their offsets (``CompareReaderSink``);
+- neither: a first pass over A keeps a 16-byte SHA-256 prefix per page (0.4 % of the memory
+  size, ``DigestSink``), and the pass over B compares its pages' digests with it.
 
 The result is, per pid, the merged ``[start, end)`` ranges of pages present on both sides whose
 bytes differ. Pages present on one side only are not counted here: the pagemaps say which.
-The same sinks also keep each process's argv and env ranges for the decoder.
+The streaming sinks also keep each process's argv and env ranges for the decoder.
 """
 
 from __future__ import annotations
