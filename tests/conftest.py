@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,12 @@ def fixture_id(value: object) -> str | None:
     if isinstance(value, Path):
         return value.parent.name + "/" + value.name.split("_")[0][:40]
     return None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the per-user fingerprint key of `secrets` out of the real home directory."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
 
 
 @pytest.fixture(autouse=True, scope="session")

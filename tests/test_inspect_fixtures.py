@@ -218,7 +218,8 @@ def test_every_json_key_is_documented_in_the_readme(cli) -> None:  # type: ignor
     def collect(node: object, top: bool) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
-                if not (top and k in ("input", "container", "sizes", "problems", "warnings")):
+                shared = ("input", "container", "sizes", "problems", "warnings", "provenance")
+                if not (top and k in shared):
                     keys.add(k)
                     collect(v, False)
         elif isinstance(node, list):

@@ -67,3 +67,21 @@ def test_auto_is_jsonl_when_piped(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("summary", "--format", "auto", IDLE)
     [line] = result.stdout.splitlines()
     assert json.loads(line)["summary"]["container"]["name"] == "idle"
+
+
+@pytest.mark.parametrize("command", [["inspect", "--all"], ["secrets"]], ids=["inspect", "secrets"])
+def test_inspect_and_secrets_reports_repeat_byte_for_byte(cli, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    runs = [cli("--no-times", *command, "--format", "json", PODMAN_T1) for _ in range(2)]
+    assert runs[0].exit_code in (0, 1), runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert json.loads(runs[0].stdout)["provenance"]["inputs"][0]["sha256"]
+
+
+def test_fingerprint_key_file_is_private(cli) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    cli("secrets", "--format", "json", IDLE)
+    key = Path(os.environ["XDG_CONFIG_HOME"]) / "kcheckpoint" / "fingerprint.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(key.read_bytes()) == 32

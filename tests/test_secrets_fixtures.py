@@ -83,7 +83,7 @@ def test_fingerprints_are_keyed(cli) -> None:  # type: ignore[no-untyped-def]
     fps_a = {f["fingerprint"] for f in a["findings"]}
     fps_b = {f["fingerprint"] for f in json.loads(b.stdout)["findings"]}
     assert len(fps_a) == len(fps_b) and not fps_a & fps_b
-    c = cli("secrets", PODMAN_T1, "--format", "json")  # random per-run key
+    c = cli("secrets", PODMAN_T1, "--format", "json")  # the user's own key
     assert not fps_a & {f["fingerprint"] for f in json.loads(c.stdout)["findings"]}
 
 

@@ -9,11 +9,12 @@ import typer
 
 from kcheckpoint.inspect.criu.checkpoint import inspect_path
 from kcheckpoint.render.inspect_tree import Selection, json_data, limit_to, tree_text
-from kcheckpoint.render.jsonout import dumps, dumps_lines
+from kcheckpoint.render.jsonout import dumps_lines
 
 from ..common import HashOption, StrictOption, enforce_strict, report, stdin_for
 from ..exit_codes import ExitCode
 from ..output import Progress, error, out, warn
+from ..report import json_report
 
 
 class InspectFormat(StrEnum):
@@ -93,7 +94,8 @@ def inspect(
             path,
             stdin=stdin_for(path),
             show_secrets=show_secrets,
-            hash_input=hash_input,
+            # a JSON report carries the input's SHA-256 in its provenance
+            hash_input=True if hash_input is None and fmt is InspectFormat.json else hash_input,
             progress=progress,
         )
     finally:
@@ -108,7 +110,7 @@ def inspect(
             error(f"no process with PID {pid} (use 'kcheckpoint inspect --ps-tree' to list them)")
             return int(ExitCode.NEGATIVE)
     if fmt is InspectFormat.json:
-        out(dumps(json_data(result, sel)))
+        out(json_report(json_data(result, sel), [result.input]))
     elif fmt is InspectFormat.jsonl:
         out(dumps_lines([json_data(result, sel)]))
     else:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets as secrets_module
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,12 +29,40 @@ from ..report import Report, emit
 
 
 def _key(value: str | None) -> bytes | None:
+    """The fingerprint key: the one given, else this user's own key (so reports repeat)."""
     if value is None:
-        return None
+        return user_key()
     try:
         return bytes.fromhex(value)
     except ValueError:
         return value.encode()
+
+
+def user_key() -> bytes | None:
+    """A random key kept in the user's config directory (0600), made on first use.
+
+    Fingerprints under it are stable from run to run, so reports of the same input compare
+    equal, yet they cannot be recomputed by anyone who holds only a report. None (a random key
+    for this run) when the directory cannot be written.
+    """
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    path = Path(config) / "kcheckpoint" / "fingerprint.key"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key = path.read_bytes()
+            if len(key) >= 16:
+                return key
+            raise OSError(f"{path} is too short to be a key") from None
+        with os.fdopen(fd, "wb") as fh:
+            key = secrets_module.token_bytes(32)
+            fh.write(key)
+        return key
+    except OSError as exc:
+        warn(f"no fingerprint key file ({exc}); fingerprints are random for this run")
+        return None
 
 
 def secrets(
@@ -47,7 +78,8 @@ def secrets(
         typer.Option(
             "--fingerprint-key",
             help="Key of the HMAC fingerprints (hex or text), to correlate findings across "
-            "runs and archives. Default: a random key per run.",
+            "machines. Default: your own random key, kept in "
+            "$XDG_CONFIG_HOME/kcheckpoint/fingerprint.key (0600).",
             envvar="KCHECKPOINT_FINGERPRINT_KEY",
         ),
     ] = None,
