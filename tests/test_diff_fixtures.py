@@ -339,3 +339,46 @@ def test_strict_turns_problems_into_exit_4(cli, tmp_path: Path) -> None:  # type
     loose = cli("diff", IDLE, damaged)
     assert loose.exit_code == 1 and "pages-1.img" in loose.stderr
     assert cli("diff", IDLE, damaged, "--strict").exit_code == 4
+
+
+def _restarted_worker(tmp_path: Path) -> Path:
+    """webapp-t1 with its worker (pid 2) renumbered to pid 7: a restart, as diff sees it."""
+    import re
+
+    from kcheckpoint.inspect.criu.images import read_image, write_image
+
+    from .test_inspect_problems import rebuild
+
+    per_pid = re.compile(r"^checkpoint/(core|ids|mm|fs|pagemap|creds)-2\.img$")
+    moved: list[tuple[str, bytes]] = []
+
+    def edit(member: str, blob: bytes) -> bytes | None:
+        name = member.removeprefix("./")
+        if per_pid.match(name):
+            moved.append((name.replace("-2.img", "-7.img"), blob))
+            return None
+        if name == "checkpoint/pstree.img":
+            tree = read_image("pstree.img", blob).entries
+            for e in tree:
+                if e.pid == 2:
+                    e.pid = 7
+                    del e.threads[:]
+                    e.threads.append(7)
+            return write_image("PSTREE", list(tree))
+        return blob
+
+    return rebuild(tmp_path, PODMAN_T1, edit, add=moved)  # moved is filled during the walk
+
+
+def test_restarted_worker_is_replaced_not_unrelated(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    restarted = _restarted_worker(tmp_path)
+    d = diff_archives(str(PODMAN_T1), str(restarted))
+    assert [(p.status, p.a.pid, p.b.pid) for p in d.processes] == [("replaced", 2, 7)]  # type: ignore[union-attr]
+    assert d.processes[0].a.cmdline == d.processes[0].b.cmdline  # type: ignore[union-attr]
+    (mem,) = d.memory
+    assert (mem.status, mem.pid_a, mem.pid_b, mem.compared) == ("replaced", 2, 7, False)
+    assert mem.present_a == mem.present_b == 692 * PAGE and mem.mappings == []
+    assert d.counts["processes"].replaced == 1
+    text = cli("diff", PODMAN_T1, restarted).stdout
+    assert "  R [2 -> 7] /usr/bin/python3 -c" in text
+    assert "pages not compared (different processes)" in text

@@ -236,3 +236,15 @@ def test_memory_mirrors(pa: ProcessMemory, pb: ProcessMemory, pages: list[int]) 
         assert mem.pages_only_b == len(present_b - present_a)
     else:
         assert not changed and present_a == present_b
+
+
+def test_restarted_worker_mirrors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from .test_diff_fixtures import _restarted_worker
+
+    restarted = str(_restarted_worker(tmp_path))
+    forward, backward = (
+        diff_archives(str(PODMAN_T1), restarted),
+        diff_archives(restarted, str(PODMAN_T1)),
+    )
+    assert forward.counts["processes"].replaced == 1
+    assert mirror_diff(forward) == _comparable(backward)
