@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,8 @@ import typer
 from kcheckpoint.errors import MemberNotFound
 from kcheckpoint.inspect.extract import ExtractResult, check_output_dir, extract_archive
 from kcheckpoint.inspect.manifest import ManifestEntry, sha256sum_lines
-from kcheckpoint.render.jsonout import dumps_lines
+from kcheckpoint.inspect.memextract import extract_memory
+from kcheckpoint.render.jsonout import dumps, dumps_lines
 
 from ..common import ArchiveArgument, FormatOption, report, stdin_for
 from ..exit_codes import ExitCode
@@ -33,6 +35,15 @@ def extract(
         Path, typer.Option("--output-dir", "-d", help="Where to write (created 0700 if missing).")
     ] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+    memory: Annotated[
+        int | None,
+        typer.Option(
+            "--memory",
+            metavar="PID",
+            help="Write this process's memory instead: one file per mapping, named by its "
+            "address range, in DIR/memory-PID/, with index.json beside them.",
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.text,
 ) -> int:
     """Extract archive members, or files from inside rootfs-diff.tar, safely.
@@ -46,6 +57,8 @@ def extract(
     archive holds unsafe members (the others are still extracted).
     """
     check_output_dir(output)
+    if memory is not None:
+        return _extract_memory(archive, output, memory, bool(paths), force, fmt)
     progress = Progress(archive)
     try:
         result = extract_archive(
@@ -78,3 +91,35 @@ def _print(result: ExtractResult, fmt: OutputFormat) -> None:
     else:
         files = [ManifestEntry(w.path, w.size, w.sha256 or "") for w in result.written if w.sha256]
         out("".join(sha256sum_lines(files)))
+
+
+def _extract_memory(
+    archive: str, output: Path, pid: int, has_paths: bool, force: bool, fmt: OutputFormat
+) -> int:
+    if has_paths:
+        raise typer.BadParameter("--memory writes a process's memory; give no member names")
+    if archive == "-":
+        raise typer.BadParameter("--memory reads the archive twice; give a file, not '-'")
+    progress = Progress(archive)
+    try:
+        result = extract_memory(archive, output, pid, force=force, progress=progress)
+    finally:
+        progress.done()
+    report(result.input, result.problems, [])
+    warn(f"{result.directory}: process memory may hold passwords, keys and tokens (files are 0600)")
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    with os.fdopen(os.open(result.index, flags, 0o600), "w", encoding="utf-8") as fh:
+        fh.write(dumps(result))
+    prefix = os.path.relpath(result.directory, output)
+    if fmt is OutputFormat.json:
+        out(json_report(result, [result.input]))
+    elif fmt is OutputFormat.jsonl:
+        out(dumps_lines(result.mappings))
+    else:
+        files = [
+            ManifestEntry(f"{prefix}/{m.file}", m.size, m.sha256)
+            for m in result.mappings
+            if m.file and m.sha256
+        ]
+        out("".join(sha256sum_lines(files)))
+    return int(ExitCode.OK)
