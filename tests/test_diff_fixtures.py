@@ -306,6 +306,11 @@ def test_stdin_side(cli) -> None:  # type: ignore[no-untyped-def]
     assert doc["counts"]["filesystem"]["added"] == 3
 
 
+def test_piped_copy_is_identical(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("diff", PODMAN_T1, "-", stdin=PODMAN_T1.read_bytes())
+    assert result.exit_code == 0 and "identical: both archives have SHA-256" in result.stdout
+
+
 def test_errors_have_exit_codes(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     missing = cli("diff", PODMAN_T1, tmp_path / "nope.tar")
     assert missing.exit_code == 3 and "Traceback" not in missing.stderr

@@ -116,7 +116,8 @@ def diff_archives(
     digest = identical_files(path_a, path_b)
     if digest is not None:
         return _identical(path_a, path_b, digest, options)
-    reader = _Reader(stdin, options, progress_for or (lambda _path: None))
+    piped = "-" in (path_a, path_b)
+    reader = _Reader(stdin, options, progress_for or (lambda _path: None), piped)
     seek_a, seek_b = _seekable(path_a), _seekable(path_b)
     if seek_a and seek_b:
         side_a, side_b, changes = reader.both_seekable(path_a, path_b)
@@ -143,6 +144,8 @@ class _Reader:
     stdin: BinaryIO | None
     options: DiffOptions
     progress: ProgressFor
+    #: One side is stdin: hash both, to recognise a piped copy of the other side.
+    piped: bool = False
 
     def side(self, label: str, path: str, pages: PagesHook | None = None) -> Side:
         # identical files were caught byte for byte before: a digest is only worth its CPU for
@@ -152,7 +155,7 @@ class _Reader:
             label,
             path,
             stdin=self.stdin if path == "-" else None,
-            hash_input=hash_input if hash_input is not None else path == "-",
+            hash_input=hash_input if hash_input is not None else self.piped,
             progress=self.progress(path),
             keep_content=self.options.content,
             pages=pages,
