@@ -56,8 +56,9 @@ def diff(
         bool | None,
         typer.Option(
             "--hash/--no-hash",
-            help="Compute each input's SHA-256. Default: for --format json (provenance) and "
-            "for stdin; identical files are recognised byte for byte either way.",
+            help="Compute each input's SHA-256. Default: for --format json (provenance), and "
+            "for both inputs when one is stdin; identical files are recognised byte for byte "
+            "either way.",
             show_default=False,
         ),
     ] = None,
