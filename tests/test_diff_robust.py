@@ -63,3 +63,26 @@ def test_truncated_pages_file_is_a_difference_not_a_crash(tmp_path: Path) -> Non
     d = diff_archives(str(_plain_idle()), str(damaged))
     assert any(p.side == "b" and "pages-1.img" in p.source for p in d.problems)
     assert d.differences > 0
+
+
+def test_pages_cut_short_count_the_same_in_every_plan(tmp_path: Path) -> None:
+    """Pages both pagemaps hold but one pages file lacks are changed, whatever the plan."""
+    import gzip
+    import shutil
+
+    def edit(member: str, blob: bytes) -> bytes | None:
+        return blob[: len(blob) // 2] if member.endswith("pages-1.img") else blob
+
+    damaged = rebuild(tmp_path, IDLE, edit)
+    damaged_gz = tmp_path / "damaged.tar.gz"
+    with open(damaged, "rb") as src, gzip.open(damaged_gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    plans = [
+        (_plain_idle(), damaged),  # offsets on both sides
+        (_plain_idle(), damaged_gz),  # offsets against a stream
+        (IDLE, damaged_gz),  # digests of two streams
+    ]
+    results = [diff_archives(str(a), str(b)).memory for a, b in plans]
+    assert results[0] == results[1] == results[2]
+    (mem,) = [m for m in results[0] if m.pid_a == 1]
+    assert mem.changed_pages >= 19 // 2  # the half of pid 1's 19 pages that is gone

@@ -27,7 +27,7 @@ from kcheckpoint.inspect.source import ProgressCallback, open_input
 from kcheckpoint.inspect.summary import process_count, secrets_warning, sizes_of
 
 from . import compare
-from .memdiff import compare_memory
+from .memdiff import compare_memory, intersect, normalise, present, subtract
 from .model import (
     ADDED,
     CHANGED,
@@ -42,6 +42,7 @@ from .model import (
     problems_of,
 )
 from .pages import (
+    Changes,
     CompareDigestsSink,
     CompareReaderSink,
     DigestSink,
@@ -185,7 +186,9 @@ class _Reader:
             other = self.side(other_label, other_path, StreamPages(sink))
         finally:
             reader.close()
-        return ref, other, merged(sink.changes)
+        side_a, side_b = (ref, other) if ref_label == "a" else (other, ref)
+        changes = with_unseen(merged(sink.changes), sink.seen, side_a, side_b)
+        return ref, other, changes
 
     def both_streamed(self, path_a: str, path_b: str) -> tuple[Side, Side, Changed]:
         """Digest A's pages in its pass, compare B's with them in B's pass."""
@@ -194,7 +197,23 @@ class _Reader:
         second = CompareDigestsSink(first)
         del first  # the index holds what is needed
         side_b = self.side("b", path_b, StreamPages(second))
-        return side_a, side_b, merged(second.changes)
+        return side_a, side_b, with_unseen(merged(second.changes), second.seen, side_a, side_b)
+
+
+def with_unseen(changes: Changed, seen: Changes, a: Side, b: Side) -> Changed:
+    """Count as changed the pages both pagemaps hold whose bytes were never compared: a pages
+    file that ends early (reported as a problem) cannot be said to hold the same bytes. Reading
+    at offsets does the same for a short read."""
+    out = dict(changes)
+    for pid in a.memory.processes.keys() & b.memory.processes.keys():
+        pa, pb = a.memory.processes[pid], b.memory.processes[pid]
+        if not (pa.live and pb.live):
+            continue
+        common = intersect(present(pa), present(pb))
+        unseen = subtract(common, normalise((s, e) for s, e in seen.get(pid, [])))
+        if unseen:
+            out[pid] = normalise([*out.get(pid, []), *unseen])
+    return out
 
 
 def _diff_side(side: Side) -> DiffSide:

@@ -57,6 +57,11 @@ def subtract(a: Intervals, b: Intervals) -> Intervals:
     return out
 
 
+def intersect(a: Intervals, b: Intervals) -> Intervals:
+    """What both hold (both normalised)."""
+    return subtract(a, subtract(a, b))
+
+
 def total(intervals: Intervals) -> int:
     return sum(e - s for s, e in intervals)
 

@@ -141,6 +141,9 @@ class _Sink:
     def __init__(self) -> None:
         self.capture: ArgvCapture = ArgvCapture({})
         self.changes: Changes = {}
+        #: Pages whose bytes were compared (the rest of what both pagemaps hold was missing
+        #: from a pages file that ends early, and cannot be said to be equal).
+        self.seen: Changes = {}
 
     def segment(self, info: SegmentInfo, chunks: Iterator[bytes]) -> None:
         """Chunks are valid only until the next one is read (the walk may reuse a buffer)."""
@@ -231,6 +234,7 @@ class CompareDigestsSink(_Sink):
                 page += skip
                 continue
             count = min(pages - page, len(run.digests) // DIGEST_BYTES - first)
+            add_range(self.seen.setdefault(pid, []), addr, addr + count * psize)
             a = run.digests[first * DIGEST_BYTES : (first + count) * DIGEST_BYTES]
             b = mine[page * DIGEST_BYTES : (page + count) * DIGEST_BYTES]
             if a != b:
@@ -295,9 +299,11 @@ class CompareReaderSink(_Sink):
             return
         pmem, base = found
         ranges = self.changes.setdefault(pid, [])
+        seen = self.seen.setdefault(pid, [])
         for addr, length, off in pmem.locate(vaddr, vaddr + len(data)):
             if off is None:
                 continue
+            add_range(seen, addr, addr + length)
             theirs = self.reader.read_into(base + off, length)
             for k in differing_pages(data, addr - vaddr, theirs, psize):
                 add_range(ranges, addr + k, addr + min(k + psize, length))
