@@ -4,8 +4,8 @@ Pages are compared between the two sides of one pid, at the same virtual address
 plans, by what can be read at an offset:
 
 - both sides seekable plain tars (``compare_seekable``): the pages both hold are read side by
-  side at their offsets into two reused buffers, and compared (memcmp, bisected down to the page
-  only where a chunk differs); no digest at all;
+  side at their offsets, A's into a reused buffer and B's seen in place through a memory map,
+  and compared (memcmp, bisected down to the page only where a chunk differs); no digest;
 - one side (R) seekable: the other side (S) streams through ``MemoryWalk`` one chunk at a time,
   and each chunk is compared with R's bytes read at their offsets (``CompareReaderSink``);
 - neither: a first pass over A keeps a 16-byte SHA-256 prefix per page (0.4 % of the memory
@@ -19,7 +19,9 @@ The streaming sinks also keep each process's argv and env ranges for the decoder
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
+import mmap
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -247,7 +249,9 @@ class CompareDigestsSink(_Sink):
 
 
 class PageReader:
-    """Reads a side's pages at their offsets in a seekable plain tar."""
+    """Reads a side's pages at their offsets in a seekable plain tar: copied into a buffer
+    (``read_into``), or seen in place through a read-only memory map (``view``), which saves
+    the copy from the page cache."""
 
     def __init__(
         self, path: str | os.PathLike[str], model: MemoryModel, offsets: Mapping[str, int]
@@ -256,9 +260,30 @@ class PageReader:
         self.offsets = dict(offsets)
         self._file: BinaryIO = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
         self._buf = bytearray(1 << 20)
+        self._map: mmap.mmap | None = None
+        self._view: memoryview | None = None
 
     def close(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._view = None
+        if self._map is not None:
+            with contextlib.suppress(BufferError):  # a view still held: freed with it
+                self._map.close()
+            self._map = None
         self._file.close()
+
+    def view(self, offset: int, length: int) -> memoryview:
+        """``length`` bytes at ``offset`` (fewer at the end of the file), without a copy."""
+        if self._view is None:
+            size = os.fstat(self._file.fileno()).st_size
+            if not size:
+                return memoryview(b"")
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(mmap, "MADV_SEQUENTIAL"):
+                self._map.madvise(mmap.MADV_SEQUENTIAL)
+            self._view = memoryview(self._map)
+        return self._view[offset : offset + length]
 
     def process(self, pid: int) -> tuple[ProcessMemory, int] | None:
         pmem = self.model.processes.get(pid)
@@ -304,7 +329,7 @@ class CompareReaderSink(_Sink):
             if off is None:
                 continue
             add_range(seen, addr, addr + length)
-            theirs = self.reader.read_into(base + off, length)
+            theirs = self.reader.view(base + off, length)
             for k in differing_pages(data, addr - vaddr, theirs, psize):
                 add_range(ranges, addr + k, addr + min(k + psize, length))
             if len(theirs) < length:  # R's pages file ends early: the rest cannot be equal
@@ -342,13 +367,13 @@ def compare_seekable(a: PageReader, b: PageReader, chunk: int = 1 << 20) -> Chan
         ranges = changes.setdefault(pid, [])
         for vaddr, length, off_a, off_b in _pieces(pa, pb, chunk):
             mine = a.read_into(base_a + off_a, length)
-            theirs = b.read_into(base_b + off_b, length)
+            theirs = b.view(base_b + off_b, length)
             short = min(len(mine), len(theirs))
-            buf = a.buffer
-            for k in differing_pages(buf, 0, theirs[:short], psize):
+            for k in differing_pages(a.buffer, 0, theirs[:short], psize):
                 add_range(ranges, vaddr + k, vaddr + min(k + psize, short))
             if short < length:  # a pages file ends early: the rest cannot be compared
                 add_range(ranges, vaddr + short, vaddr + length)
+            del theirs
     return changes
 
 
