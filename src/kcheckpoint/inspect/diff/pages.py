@@ -285,6 +285,16 @@ class PageReader:
             self._view = memoryview(self._map)
         return self._view[offset : offset + length]
 
+    def done(self, offset: int, length: int) -> None:
+        """Unmap what ``view`` showed of ``[offset, offset + length)`` from this process: the
+        page cache keeps it, and the resident set stays bounded."""
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start = offset - offset % mmap.PAGESIZE
+        end = min(offset + length, len(self._map))
+        if end > start:
+            self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+
     def process(self, pid: int) -> tuple[ProcessMemory, int] | None:
         pmem = self.model.processes.get(pid)
         if pmem is None or not pmem.live or pmem.pages_member not in self.offsets:
@@ -334,6 +344,8 @@ class CompareReaderSink(_Sink):
                 add_range(ranges, addr + k, addr + min(k + psize, length))
             if len(theirs) < length:  # R's pages file ends early: the rest cannot be equal
                 add_range(ranges, addr + len(theirs), addr + length)
+            del theirs
+            self.reader.done(base + off, length)
 
 
 def _pieces(a: ProcessMemory, b: ProcessMemory, chunk: int) -> Iterator[tuple[int, int, int, int]]:
@@ -374,6 +386,7 @@ def compare_seekable(a: PageReader, b: PageReader, chunk: int = 1 << 20) -> Chan
             if short < length:  # a pages file ends early: the rest cannot be compared
                 add_range(ranges, vaddr + short, vaddr + length)
             del theirs
+            b.done(base_b + off_b, length)
     return changes
 
 
