@@ -16,6 +16,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -148,44 +149,61 @@ class _Reader:
     #: One side is stdin: hash both, to recognise a piped copy of the other side.
     piped: bool = False
 
-    def side(self, label: str, path: str, pages: PagesHook | None = None) -> Side:
+    @property
+    def hashing(self) -> bool:
         # identical files were caught byte for byte before: a digest is only worth its CPU for
         # the provenance (when asked for) or to recognise a piped copy of the other side
         hash_input = self.options.hash_input
+        return hash_input if hash_input is not None else self.piped
+
+    def side(
+        self, label: str, path: str, pages: PagesHook | None = None, *, hash_input: bool = True
+    ) -> Side:
         return read_side(
             label,
             path,
             stdin=self.stdin if path == "-" else None,
-            hash_input=hash_input if hash_input is not None else self.piped,
+            hash_input=self.hashing and hash_input,
             progress=self.progress(path),
             keep_content=self.options.content,
             pages=pages,
         )
 
+    def digest_later(self, pool: ThreadPoolExecutor, path: str) -> Future[str] | None:
+        """A seekable file's SHA-256, computed on a helper thread while the pages are compared
+        (hashlib releases the GIL), instead of in a read of its own after the scan."""
+        return pool.submit(file_sha256, path) if self.hashing else None
+
     def both_seekable(self, path_a: str, path_b: str) -> tuple[Side, Side, Changed]:
         """Index both, then read the pages both hold side by side at their offsets."""
-        side_a, side_b = self.side("a", path_a), self.side("b", path_b)
-        reader_a = PageReader(path_a, side_a.memory, pages_offsets(side_a.scan))
-        reader_b = PageReader(path_b, side_b.memory, pages_offsets(side_b.scan))
-        try:
-            changes = merged(compare_seekable(reader_a, reader_b))
-        finally:
-            reader_a.close()
-            reader_b.close()
-        return side_a, side_b, changes
+        with ThreadPoolExecutor(2, thread_name_prefix="kcheckpoint-sha256") as pool:
+            digest_a, digest_b = self.digest_later(pool, path_a), self.digest_later(pool, path_b)
+            side_a = self.side("a", path_a, hash_input=False)
+            side_b = self.side("b", path_b, hash_input=False)
+            reader_a = PageReader(path_a, side_a.memory, pages_offsets(side_a.scan))
+            reader_b = PageReader(path_b, side_b.memory, pages_offsets(side_b.scan))
+            try:
+                changes = merged(compare_seekable(reader_a, reader_b))
+            finally:
+                reader_a.close()
+                reader_b.close()
+            return with_digest(side_a, digest_a), with_digest(side_b, digest_b), changes
 
     def one_seekable(
         self, ref_path: str, other_path: str, ref_label: str
     ) -> tuple[Side, Side, Changed]:
         """Index the seekable side; stream the other, comparing each chunk at R's offsets."""
-        ref = self.side(ref_label, ref_path)
-        reader = PageReader(ref_path, ref.memory, pages_offsets(ref.scan))
-        try:
-            sink = CompareReaderSink(reader)
-            other_label = "b" if ref_label == "a" else "a"
-            other = self.side(other_label, other_path, StreamPages(sink))
-        finally:
-            reader.close()
+        with ThreadPoolExecutor(1, thread_name_prefix="kcheckpoint-sha256") as pool:
+            digest = self.digest_later(pool, ref_path)
+            ref = self.side(ref_label, ref_path, hash_input=False)
+            reader = PageReader(ref_path, ref.memory, pages_offsets(ref.scan))
+            try:
+                sink = CompareReaderSink(reader)
+                other_label = "b" if ref_label == "a" else "a"
+                other = self.side(other_label, other_path, StreamPages(sink))
+            finally:
+                reader.close()
+            ref = with_digest(ref, digest)
         side_a, side_b = (ref, other) if ref_label == "a" else (other, ref)
         changes = with_unseen(merged(sink.changes), sink.seen, side_a, side_b)
         return ref, other, changes
@@ -198,6 +216,21 @@ class _Reader:
         del first  # the index holds what is needed
         side_b = self.side("b", path_b, StreamPages(second))
         return side_a, side_b, with_unseen(merged(second.changes), second.seen, side_a, side_b)
+
+
+def file_sha256(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def with_digest(side: Side, digest: Future[str] | None) -> Side:
+    """The side with its input's SHA-256 filled in from a digest computed meanwhile."""
+    if digest is None:
+        return side
+    info = replace(side.scan.input, sha256=digest.result())
+    side.scan.input = info
+    side.inspection = replace(side.inspection, input=info)
+    return side
 
 
 def with_unseen(changes: Changed, seen: Changes, a: Side, b: Side) -> Changed:
