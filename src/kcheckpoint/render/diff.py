@@ -52,8 +52,9 @@ def _side(label: str, side: DiffSide, ignore_time: bool) -> str:
     if c.pod:
         who = f"{c.namespace or ABSENT}/{c.pod}/{who}"
     parts = [f"{label}: {side.input.path}", f"{c.engine} {who}"]
-    if not ignore_time and (c.checkpointed or c.created):
-        parts.append(f"checkpointed {c.checkpointed}" if c.checkpointed else f"created {c.created}")
+    when = c.checkpointed or side.dumped
+    if not ignore_time and (when or c.created):
+        parts.append(f"checkpointed {when}" if when else f"created {c.created}")
     parts.append(f"{side.processes} process(es), {size(side.sizes.memory_pages)} of memory")
     return ", ".join(parts)
 

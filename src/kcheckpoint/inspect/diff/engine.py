@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from kcheckpoint.errors import InputError
+from kcheckpoint.inspect.archive import TarMember
 from kcheckpoint.inspect.engines import container_of, iso_time, parse_metadata
 from kcheckpoint.inspect.model import InputInfo, Problem
 from kcheckpoint.inspect.scan import scan_archive
@@ -251,7 +252,7 @@ def with_unseen(changes: Changed, seen: Changes, a: Side, b: Side) -> Changed:
 
 def _diff_side(side: Side) -> DiffSide:
     i = side.inspection
-    return DiffSide(i.input, i.container, i.sizes, len(i.processes), i.warnings)
+    return DiffSide(i.input, i.container, i.sizes, len(i.processes), i.warnings, _dumped(side))
 
 
 def compare_sides(
@@ -293,8 +294,12 @@ def compare_sides(
 
 
 def _dumped(side: Side) -> str | None:
+    return dumped_time(side.scan.members)
+
+
+def dumped_time(members: list[TarMember]) -> str | None:
     """When CRIU wrote the dump: the mtime of checkpoint/inventory.img."""
-    for m in side.scan.members:
+    for m in members:
         if m.name == "checkpoint/inventory.img":
             return iso_time(m.mtime)
     return None
@@ -400,8 +405,8 @@ def _identical(path_a: str, path_b: str, digest: str, options: DiffOptions) -> C
     warnings = secrets_warning(processes, sizes.memory_pages)
     return with_counts(
         CheckpointDiff(
-            a=DiffSide(info_a, container, sizes, processes, warnings),
-            b=DiffSide(info_b, container, sizes, processes, warnings),
+            a=DiffSide(info_a, container, sizes, processes, warnings, dumped_time(scan.members)),
+            b=DiffSide(info_b, container, sizes, processes, warnings, dumped_time(scan.members)),
             identical=True,
             same_container=True,
             note=None,

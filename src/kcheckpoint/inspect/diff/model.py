@@ -213,6 +213,8 @@ class DiffSide:
     processes: int
     #: The memory-may-hold-secrets warning of this archive (empty without memory pages).
     warnings: list[SecretsWarning]
+    #: When CRIU wrote the dump (checkpoint/inventory.img's mtime), or None.
+    dumped: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
