@@ -6,7 +6,8 @@ Reading plan (each archive is read once; page data is never held whole):
   their offsets, side by side, and compared;
 - when only one side is a seekable plain tar (R), it is indexed first, and the other side (S) is
   streamed and compared chunk by chunk with R's pages, read at their offsets;
-- when neither is seekable, a first pass digests A's pages, a second pass compares B's.
+- when neither is seekable, both are read at once, A on a helper thread, and B's pages are
+  compared with A's as they come (``lockstep``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from kcheckpoint.inspect.source import ProgressCallback, open_input
 from kcheckpoint.inspect.summary import process_count, secrets_warning, sizes_of
 
 from . import compare
+from .lockstep import BUFFER, lockstep
 from .memdiff import compare_memory, intersect, normalise, present, subtract
 from .model import (
     ADDED,
@@ -45,9 +47,7 @@ from .model import (
 )
 from .pages import (
     Changes,
-    CompareDigestsSink,
     CompareReaderSink,
-    DigestSink,
     PageReader,
     StreamPages,
     compare_seekable,
@@ -69,6 +69,8 @@ class DiffOptions:
     content: bool = False
     #: Compute each input's SHA-256 (True for JSON provenance); None: only for stdin.
     hash_input: bool | None = None
+    #: Both streamed: bytes of A's pages that may wait for B before they are digested.
+    stream_buffer: int = BUFFER
 
 
 ProgressFor = Callable[[str], ProgressCallback | None]
@@ -210,13 +212,14 @@ class _Reader:
         return ref, other, changes
 
     def both_streamed(self, path_a: str, path_b: str) -> tuple[Side, Side, Changed]:
-        """Digest A's pages in its pass, compare B's with them in B's pass."""
-        first = DigestSink()
-        side_a = self.side("a", path_a, StreamPages(first))
-        second = CompareDigestsSink(first)
-        del first  # the index holds what is needed
-        side_b = self.side("b", path_b, StreamPages(second))
-        return side_a, side_b, with_unseen(merged(second.changes), second.seen, side_a, side_b)
+        """Read both at once, A on a helper thread, comparing B's pages with A's as they come
+        (A's pages digested only when they have to wait too long)."""
+        side_a, side_b, changes, seen = lockstep(
+            lambda pages: self.side("a", path_a, pages),
+            lambda pages: self.side("b", path_b, pages),
+            self.options.stream_buffer,
+        )
+        return side_a, side_b, with_unseen(merged(changes), seen, side_a, side_b)
 
 
 def file_sha256(path: str) -> str:

@@ -8,8 +8,8 @@ plans, by what can be read at an offset:
   and compared (memcmp, bisected down to the page only where a chunk differs); no digest;
 - one side (R) seekable: the other side (S) streams through ``MemoryWalk`` one chunk at a time,
   and each chunk is compared with R's bytes read at their offsets (``CompareReaderSink``);
-- neither: a first pass over A keeps a 16-byte SHA-256 prefix per page (0.4 % of the memory
-  size, ``DigestSink``), and the pass over B compares its pages' digests with it.
+- neither: both are read at once (``lockstep``), A's chunks handed to B's pass as they come,
+  digested (a 16-byte SHA-256 prefix per page) only when they have to wait too long.
 
 The result is, per pid, the merged ``[start, end)`` ranges of pages present on both sides whose
 bytes differ. Pages present on one side only are not counted here: the pagemaps say which.
@@ -18,13 +18,12 @@ The streaming sinks also keep each process's argv and env ranges for the decoder
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import hashlib
 import mmap
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from kcheckpoint.inspect.archive import Entry
@@ -170,12 +169,6 @@ class _Sink:
         raise NotImplementedError
 
 
-@dataclass
-class _DigestRun:
-    vaddr: int
-    digests: bytearray = field(default_factory=bytearray)
-
-
 def page_digests(data: bytes, psize: int) -> bytes:
     """A 16-byte SHA-256 prefix per page, concatenated."""
     view = memoryview(data)
@@ -183,69 +176,6 @@ def page_digests(data: bytes, psize: int) -> bytes:
     return b"".join(
         sha(view[i : i + psize]).digest()[:DIGEST_BYTES] for i in range(0, len(data), psize)
     )
-
-
-class DigestSink(_Sink):
-    """First pass (both sides streamed): a digest per page of A, per pid, by address."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.runs: dict[int, list[_DigestRun]] = {}
-        self.page_size: dict[int, int] = {}
-
-    def _chunk(self, pid: int, vaddr: int, data: bytes, psize: int) -> None:
-        self.page_size[pid] = psize
-        runs = self.runs.setdefault(pid, [])
-        if not runs or runs[-1].vaddr + len(runs[-1].digests) // DIGEST_BYTES * psize != vaddr:
-            runs.append(_DigestRun(vaddr))
-        runs[-1].digests += page_digests(data, psize)
-
-    def index(self) -> dict[int, tuple[list[int], list[_DigestRun]]]:
-        out = {}
-        for pid, runs in self.runs.items():
-            runs.sort(key=lambda r: r.vaddr)
-            out[pid] = ([r.vaddr for r in runs], runs)
-        return out
-
-
-class CompareDigestsSink(_Sink):
-    """Second pass: each page of B against A's digest at the same address."""
-
-    def __init__(self, first: DigestSink) -> None:
-        super().__init__()
-        self._index = first.index()
-
-    def _chunk(self, pid: int, vaddr: int, data: bytes, psize: int) -> None:
-        found = self._index.get(pid)
-        if found is None:
-            return
-        starts, runs = found
-        mine = page_digests(data, psize)
-        pages = len(mine) // DIGEST_BYTES
-        ranges = self.changes.setdefault(pid, [])
-        page = 0
-        while page < pages:
-            addr = vaddr + page * psize
-            i = bisect.bisect_right(starts, addr) - 1
-            run = runs[i] if i >= 0 else None
-            first = (addr - run.vaddr) // psize if run is not None else 0
-            if run is None or first >= len(run.digests) // DIGEST_BYTES:
-                # A has no page here: find where A's next run starts
-                nxt = starts[i + 1] if i + 1 < len(starts) else None
-                skip = pages - page if nxt is None else max(1, (nxt - addr) // psize)
-                page += skip
-                continue
-            count = min(pages - page, len(run.digests) // DIGEST_BYTES - first)
-            add_range(self.seen.setdefault(pid, []), addr, addr + count * psize)
-            a = run.digests[first * DIGEST_BYTES : (first + count) * DIGEST_BYTES]
-            b = mine[page * DIGEST_BYTES : (page + count) * DIGEST_BYTES]
-            if a != b:
-                for k in range(count):
-                    s = k * DIGEST_BYTES
-                    if a[s : s + DIGEST_BYTES] != b[s : s + DIGEST_BYTES]:
-                        at = addr + k * psize
-                        add_range(ranges, at, at + psize)
-            page += count
 
 
 class PageReader:
