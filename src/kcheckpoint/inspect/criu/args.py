@@ -28,8 +28,9 @@ from kcheckpoint.errors import ImageError, KCheckpointError
 from kcheckpoint.inspect.archive import Entry
 from kcheckpoint.inspect.model import Problem
 
-from .decode import MAX_ARGS_BYTES, page_size
+from .decode import MAX_ARGS_BYTES
 from .images import read_image
+from .memory import page_size_of as page_size
 from .tables import PE_PARENT, PE_PRESENT
 
 _PAGEMAP = re.compile(r"^checkpoint/pagemap-(\d+)\.img$")

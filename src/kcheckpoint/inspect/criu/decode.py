@@ -17,10 +17,10 @@ from typing import Any
 from kcheckpoint.inspect.model import Problem
 
 from .imageset import ImageSet
+from .memory import page_size_of as page_size
 from .model import Credentials, EnvVar, Memory, OpenFile, Process
 from .sockets import describe
 from .tables import (
-    AT_PAGESZ,
     FD_TYPES,
     PE_PARENT,
     PE_PRESENT,
@@ -64,16 +64,6 @@ def pagemap_pages(entries: list[Any]) -> tuple[int, int, int]:
         else:
             lazy += count
     return present, parent, lazy
-
-
-def page_size(mm: Any | None) -> int:
-    """AT_PAGESZ from the saved auxv, else 4096."""
-    if mm is not None:
-        auxv = list(mm.mm_saved_auxv)
-        for i in range(0, len(auxv) - 1, 2):
-            if auxv[i] == AT_PAGESZ and auxv[i + 1]:
-                return int(auxv[i + 1])
-    return 4096
 
 
 def split_args(data: bytes) -> list[str]:
