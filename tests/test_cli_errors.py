@@ -194,3 +194,17 @@ def test_usage_error_exit_code(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("summary", "--format", "yaml", str(IDLE))
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+def test_empty_or_damaged_nested_tars_are_problems_not_failures(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = minimal_checkpoint(
+        [("checkpoint/tmpfs-dev-48.tar.gz.img", b""), ("rootfs-diff.tar", b"not a tar at all" * 40)]
+    )
+    path = tmp_path / "nested.tar"
+    path.write_bytes(data)
+    for command in ("list", "summary", "inspect", "manifest"):
+        result = cli(command, path)
+        assert result.exit_code == 0, (command, result.stderr)
+    listing = json.loads(cli("list", "--format", "json", path).stdout)
+    assert [p["source"] for p in listing["problems"]] == ["rootfs-diff.tar"]
+    assert cli("extract", path, "-d", tmp_path / "out").exit_code == 0

@@ -298,7 +298,7 @@ def _extract_rootfs(fh: BinaryIO, writer: _Writer, selection: _Selection) -> Non
                 writer.refuse(f"{ROOTFS_MEMBER}:{m.raw_name}", "unsafe", m.unsafe)
                 continue
             _write_member(m, inner, writer, rel)
-    except FormatError as exc:
+    except (FormatError, InputError) as exc:  # a damaged nested tar: the rest still reads
         writer.result.problems.append(Problem(ROOTFS_MEMBER, "bad-nested-tar", str(exc)))
     while fh.read(_CHUNK):
         pass

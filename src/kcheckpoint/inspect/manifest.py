@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
-from kcheckpoint.errors import FormatError
+from kcheckpoint.errors import FormatError, InputError
 
 from .archive import Entry, walk_input, walk_nested
 from .model import InputInfo, Problem
@@ -102,7 +102,7 @@ def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
             with inner.open() as inner_fh:
                 digest = hash_stream(inner_fh)
             manifest.entries.append(ManifestEntry(ROOTFS_PREFIX + m.name, m.size, digest))
-    except FormatError as exc:
+    except (FormatError, InputError) as exc:  # a damaged nested tar: the rest still reads
         manifest.problems.append(Problem(ROOTFS_MEMBER, "bad-nested-tar", str(exc)))
     while tee.read(_CHUNK):
         pass

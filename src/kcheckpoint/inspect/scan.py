@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from kcheckpoint.errors import FormatError, NotACheckpoint
+from kcheckpoint.errors import FormatError, InputError, NotACheckpoint
 
 from .archive import Entry, TarMember, walk_input, walk_nested
 from .engines import iso_time
@@ -133,6 +133,8 @@ def _entries_of(
     """List a nested tar. A damaged one becomes a Problem and a partial list."""
     files: list[FileEntry] = []
     compression: str | None = None
+    if entry.member.size == 0:
+        return compression, files
     try:
         with entry.open() as fh:
             compression = "gzip" if fh.peek(2)[:2] == b"\x1f\x8b" else "none"  # type: ignore[attr-defined]
@@ -152,7 +154,7 @@ def _entries_of(
                         linkname=m.linkname or None,
                     )
                 )
-    except FormatError as exc:
+    except (FormatError, InputError) as exc:  # a damaged nested tar: the rest still reads
         problems.append(Problem(entry.member.name, "bad-nested-tar", str(exc)))
     return compression, files
 
