@@ -94,8 +94,10 @@ def detect_engine(annotations: Mapping[str, str], member_names: Collection[str])
     return UNKNOWN
 
 
-def container_of(meta: Metadata, member_names: Collection[str]) -> Container:
-    """Build the Container record of an archive."""
+def container_of(
+    meta: Metadata, member_names: Collection[str], *, dumped: str | None = None
+) -> Container:
+    """Build the Container record of an archive (``dumped``: see Container.dumped)."""
     ann = meta.annotations
     engine = detect_engine(ann, member_names)
     config = meta.config
@@ -125,6 +127,7 @@ def container_of(meta: Metadata, member_names: Collection[str]) -> Container:
         pod=pod or None,
         namespace=namespace or None,
         ip=_ip(meta, ann),
+        dumped=dumped,
     )
 
 

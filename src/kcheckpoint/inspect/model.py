@@ -114,6 +114,9 @@ class Container:
     pod: str | None
     namespace: str | None
     ip: str | None
+    #: When CRIU wrote the images: the tar mtime of checkpoint/inventory.img. The only
+    #: checkpoint time a Podman archive records (its config.dump has none).
+    dumped: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,14 @@ class ArchiveScan:
     def names(self) -> set[str]:
         return {m.name for m in self.members}
 
+    @property
+    def dumped(self) -> str | None:
+        """When CRIU wrote the images: the tar mtime of checkpoint/inventory.img."""
+        for m in self.members:
+            if m.name == "checkpoint/inventory.img":
+                return iso_time(m.mtime)
+        return None
+
 
 def scan_archive(
     path: str | os.PathLike[str],

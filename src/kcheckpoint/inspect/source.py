@@ -285,8 +285,11 @@ def open_input(
         except OSError as exc:
             raise InputError(f"{name}: cannot read ({exc})") from exc
 
-        compression = detect_compression(head)
         display = "<stdin>" if name == "-" else name
+        try:
+            compression = detect_compression(head)
+        except NotAnArchive as exc:
+            raise NotAnArchive(f"{display}: {exc.message}", hint=exc.hint) from exc
         if regular and compression == "none":
             yield OpenedInput(display, size, compression, True, None, raw_file)
             return

@@ -62,7 +62,7 @@ def summarize(scan: ArchiveScan, read_memory: ReadMemory | None = None) -> Summa
             command = main_command(procs)
     return Summary(
         input=scan.input,
-        container=container_of(meta, scan.names),
+        container=container_of(meta, scan.names, dumped=scan.dumped),
         sizes=sizes,
         processes=processes,
         rootfs_changed=sum(1 for f in scan.rootfs.changed if f.type != "dir"),
@@ -94,7 +94,7 @@ def listing(scan: ArchiveScan) -> Listing:
     sizes = sizes_of(scan)
     return Listing(
         input=scan.input,
-        container=container_of(meta, scan.names),
+        container=container_of(meta, scan.names, dumped=scan.dumped),
         members=members,
         rootfs=scan.rootfs,
         nested=scan.nested,

@@ -28,7 +28,11 @@ SUMMARY_HEADERS = (
 def summary_row(s: Summary) -> list[str]:
     """One table row for an archive."""
     c = s.container
-    when = c.checkpointed or (f"{c.created} (created)" if c.created else None)
+    when = (
+        c.checkpointed
+        or (f"{c.dumped} (dumped)" if c.dumped else None)
+        or (f"{c.created} (created)" if c.created else None)
+    )
     pod = c.pod if c.pod else ("(no pod)" if c.engine == "podman" else None)
     changes = f"{s.rootfs_changed} changed, {s.rootfs_deleted} deleted"
     archive_size = s.input.size if s.input.size is not None else s.sizes.total

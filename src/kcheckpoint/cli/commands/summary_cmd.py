@@ -161,6 +161,8 @@ def _timeline(s: Summary) -> list[TimelineEvent]:
         events.append(TimelineEvent(f"{s.input.path}: {who} created", crtime=created))
     if checkpointed := epoch(s.container.checkpointed):
         events.append(TimelineEvent(f"{s.input.path}: {who} checkpointed", mtime=checkpointed))
+    if dumped := epoch(s.container.dumped):
+        events.append(TimelineEvent(f"{s.input.path}: {who} dumped by CRIU", mtime=dumped))
     return events
 
 

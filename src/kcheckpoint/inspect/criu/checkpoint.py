@@ -104,7 +104,7 @@ def inspect_scan(
     procs = decoder.processes()
     stale, stale_problems = system.unreferenced(images, procs)
     ann = meta.annotations
-    container = container_of(meta, scan.names)
+    container = container_of(meta, scan.names, dumped=scan.dumped)
     sizes = sizes_of(scan)
     problems = [
         *scan.problems,

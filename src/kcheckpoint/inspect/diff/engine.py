@@ -398,7 +398,7 @@ def _identical(path_a: str, path_b: str, digest: str, options: DiffOptions) -> C
     """Same bytes: read A's headers and metadata only, for the warning and the top lines."""
     scan = scan_archive(path_a, hash_input=False)
     meta = parse_metadata(scan.blobs)
-    container = container_of(meta, scan.names)
+    container = container_of(meta, scan.names, dumped=scan.dumped)
     sizes = sizes_of(scan)
     processes = process_count(scan)
     info_a = replace(scan.input, sha256=digest)
