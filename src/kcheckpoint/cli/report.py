@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,10 @@ def emit(report: Report, fmt: OutputFormat) -> None:
     elif fmt is OutputFormat.jsonl:
         out(dumps_lines(report.records))
     elif fmt is OutputFormat.csv:
-        out(to_csv(report.csv_columns, report.csv_rows))
+        if report.csv_columns:
+            out(to_csv(report.csv_columns, report.csv_rows))
+        else:
+            out(to_csv(*records_as_table(report.records)))
     elif fmt is OutputFormat.bodyfile:
         if report.timeline is None:
             raise typer.BadParameter(
@@ -127,6 +131,31 @@ def emit(report: Report, fmt: OutputFormat) -> None:
         out(to_bodyfile(report.timeline))
     else:
         out(report.text())
+
+
+def records_as_table(records: Iterable[Any]) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows from JSON-ready records: nested objects flatten to dotted names, lists
+    become JSON text. Used for CSV when a command declares no columns of its own."""
+    flat = [_flatten(to_data(r)) for r in records]
+    columns: list[str] = []
+    for row in flat:
+        columns.extend(k for k in row if k not in columns)
+    return columns, [[row.get(c) for c in columns] for row in flat]
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix or "value": data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        elif isinstance(value, list):
+            out[name] = json.dumps(value, sort_keys=True)
+        else:
+            out[name] = value
+    return out
 
 
 def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

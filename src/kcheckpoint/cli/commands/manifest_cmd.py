@@ -19,10 +19,10 @@ from kcheckpoint.inspect.manifest import (
 )
 from kcheckpoint.render.text import table
 
-from ..common import ArchiveArgument, report, stdin_for
+from ..common import ArchiveArgument, FormatOption, report, stdin_for
 from ..exit_codes import ExitCode
 from ..output import OutputFormat, Progress, out
-from ..report import json_report
+from ..report import Report, emit, json_report
 
 
 class ManifestFormat(StrEnum):
@@ -61,9 +61,7 @@ def verify(
             metavar="MANIFEST", help="A manifest from `kcheckpoint manifest` (either format)."
         ),
     ],
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-o", help="text, json or jsonl.")
-    ] = OutputFormat.text,
+    fmt: FormatOption = OutputFormat.text,
 ) -> int:
     """Check an archive against a manifest: exit 0 when every digest matches, 1 otherwise.
 
@@ -72,20 +70,23 @@ def verify(
     expected = _read_manifest(manifest_file)
     result = _build(archive)
     mismatches = compare(expected, result)
-    if fmt is OutputFormat.json:
-        document = {"input": result.input, "match": not mismatches, "mismatches": mismatches}
-        out(json_report(document, [result.input]))
-    elif fmt is OutputFormat.jsonl:
-        out(
-            "".join(
-                json.dumps({"path": m.path, "status": m.status}, sort_keys=True) + "\n"
-                for m in mismatches
-            )
-        )
-    elif mismatches:
-        out(table(("status", "path"), [[m.status, m.path] for m in mismatches]))
-    else:
-        out(f"OK: {len(result.entries)} files match {manifest_file}\n")
+
+    def text() -> str:
+        if mismatches:
+            return table(("status", "path"), [[m.status, m.path] for m in mismatches])
+        return f"OK: {len(result.entries)} files match {manifest_file}\n"
+
+    emit(
+        Report(
+            document={"input": result.input, "match": not mismatches, "mismatches": mismatches},
+            inputs=[result.input],
+            text=text,
+            records=mismatches,
+            csv_columns=("path", "status", "expected", "actual"),
+            csv_rows=[[m.path, m.status, m.expected, m.actual] for m in mismatches],
+        ),
+        fmt,
+    )
     return int(ExitCode.NEGATIVE if mismatches else ExitCode.OK)
 
 
