@@ -85,3 +85,11 @@ def test_fingerprint_key_file_is_private(cli) -> None:  # type: ignore[no-untype
     key = Path(os.environ["XDG_CONFIG_HOME"]) / "kcheckpoint" / "fingerprint.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert len(key.read_bytes()) == 32
+
+
+def test_csv_for_commands_without_declared_columns(cli) -> None:  # type: ignore[no-untyped-def]
+    rows = list(csv.DictReader(io.StringIO(cli("memory", "--format", "csv", PODMAN_T1).stdout)))
+    assert [r["pid"] for r in rows] == ["1", "2"]
+    assert int(rows[0]["present"]) == 3554 * 4096  # FIXTURES.md: pid 1 has 3554 present pages
+    empty = cli("verify", "--format", "csv", IDLE, "/dev/null")
+    assert empty.stdout.splitlines()[0] == "path,status,expected,actual"
