@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 ABSENT = "-"
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
@@ -35,6 +33,8 @@ def cell(value: Any) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """An aligned plain-text table with upper-case headers and a final newline."""
+    from tabulate import tabulate  # imported on first use: commands printing JSON skip it
+
     body = [[cell(v) for v in row] for row in rows]
     return (
         tabulate(
