@@ -545,3 +545,29 @@ class Fingerprinter:
 def redacted_preview(public: str, length: int) -> str:
     """The public prefix of a secret, then a marker: never any of the secret part."""
     return f"{public}…[REDACTED {length} bytes]" if public else f"[REDACTED {length} bytes]"
+
+
+_text_matcher: list[SecretMatcher] = []
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with each secret a rule finds replaced by its redacted preview.
+
+    For short strings shown to people, such as command lines read from memory
+    (``--db-password=...``, ``AWS_SECRET_ACCESS_KEY=...``).
+    """
+    if not _text_matcher:
+        _text_matcher.append(SecretMatcher(engine="python"))
+    data = text.encode("utf-8", "surrogateescape")
+    findings = drop_shadowed(_text_matcher[0].find(data, 0, len(data)))
+    if not findings:
+        return text
+    out, pos = bytearray(), 0
+    for f in sorted(findings, key=lambda f: f.secret_start):
+        if f.secret_start < pos:
+            continue
+        out += data[pos : f.secret_start]
+        out += redacted_preview(f.public, len(f.value)).encode()
+        pos = f.secret_start + len(f.value)
+    out += data[pos:]
+    return out.decode("utf-8", "surrogateescape")

@@ -16,6 +16,7 @@ from typing import Any
 
 from kcheckpoint.inspect.model import Problem
 
+from ..secrets import redact_secrets
 from .imageset import ImageSet
 from .memory import page_size_of as page_size
 from .model import Credentials, EnvVar, Memory, OpenFile, Process
@@ -269,6 +270,8 @@ class ProcessDecoder:
         argv = self._read(pid, mm.mm_arg_start, mm.mm_arg_end, "argument")
         envp = self._read(pid, mm.mm_env_start, mm.mm_env_end, "environment")
         cmdline = split_args(argv) if argv is not None else None
+        if cmdline is not None and not self.show_secrets:
+            cmdline = [redact_secrets(arg) for arg in cmdline]
         env = split_env(envp, self.show_secrets) if envp is not None else None
         return cmdline, env
 
