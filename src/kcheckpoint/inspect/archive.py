@@ -266,6 +266,9 @@ class Entry:
 
     member: TarMember
     _open: Any
+    #: For a member of a plain tar on disk: the file and the offset of the member's data, so
+    #: that a reader may map it instead of copying it. None in stream mode.
+    location: tuple[BinaryIO, int] | None = None
 
     def open(self) -> BinaryIO:
         """Read the member's bytes. In stream mode, only until the walk moves on."""
@@ -291,7 +294,7 @@ def walk_seekable(file: BinaryIO, label: str) -> Iterator[Entry]:
         if member.type != "file":
             yield Entry(member, lambda: io.BytesIO(b""))
             continue
-        yield Entry(member, _seekable_opener(file, member, label))
+        yield Entry(member, _seekable_opener(file, member, label), (file, member.offset_data))
 
 
 def _seekable_opener(file: BinaryIO, member: TarMember, label: str) -> Any:

@@ -11,6 +11,7 @@ after the pass. Page data is never held whole.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -117,6 +118,9 @@ class MemoryWalk:
             return
         self.pages_sizes[name] = entry.member.size
         pids = self._pagemaps.get(int(m.group(1)))
+        if pids and entry.location is not None and hasattr(self.sink, "segment_buffer"):
+            self._feed_mapped(name, self._likely_owner(pids), entry.location, entry.member.size)
+            return
         if pids:
             with entry.open() as fh:
                 self._feed(name, self._likely_owner(pids), fh, entry.member.size)
@@ -189,6 +193,35 @@ class MemoryWalk:
             for _ in chunks:  # whatever the sink did not read
                 pass
             pos = seg.offset + seg.length
+
+    def _feed_mapped(
+        self, member: str, pid: int, location: tuple[IO[bytes], int], size: int
+    ) -> None:
+        """Hand each segment to the sink as a window of a read-only map of the archive file,
+        so that a pages file on disk is searched without being copied."""
+        if self.wanted is not None and pid not in self.wanted:
+            return
+        pmem = self._pmem(pid)
+        if pmem is None:
+            return
+        file, base = location
+        wants = getattr(self.sink, "wants", None)
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            for seg in pmem.segments():
+                info = SegmentInfo(member, pid, seg.vaddr, seg.offset, seg.length)
+                if wants is not None and not wants(info):
+                    continue
+                if seg.offset + seg.length > size:
+                    self.problems.append(
+                        Problem(
+                            member,
+                            "size-mismatch",
+                            "the pagemap describes more bytes than the pages file holds",
+                        )
+                    )
+                    break
+                lo = base + seg.offset
+                self.sink.segment_buffer(info, mapped, lo, lo + seg.length)  # type: ignore[attr-defined]
 
     def finish(self) -> MemoryModel:
         """Process deferred and spooled pages files; return the memory model."""

@@ -11,6 +11,8 @@ kept only where the bytes in between are NUL.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -317,6 +319,65 @@ class _SearchSink:
             self.total += 1
             if self.max_hits is None or len(self.raw) < self.max_hits:
                 self.raw.append((info, m))
+
+    #: A map is searched in windows this large; each is released after its search, so peak
+    #: memory does not grow with the size of a pages file.
+    WINDOW = 32 << 20
+
+    def segment_buffer(self, info: Any, buf: mmap.mmap, lo: int, hi: int) -> None:
+        """The same matches as ``segment`` for ``buf[lo:hi]``; literals without copying."""
+        if self.needle.regex is not None:  # no bounded match length: the chunked stream scan
+            self.segment(info, _chunks_of(buf, lo, hi))
+            return
+        self.memory_bytes += hi - lo
+        for start, end, encoding in self._matches_in(buf, lo, hi):
+            self.total += 1
+            if self.max_hits is not None and len(self.raw) >= self.max_hits:
+                continue
+            ctx = self.context
+            m = Match(
+                start - lo + info.vaddr,
+                end - lo + info.vaddr,
+                encoding,
+                buf[max(lo, start - ctx) : start] if ctx else b"",
+                buf[start:end] if ctx else b"",
+                buf[end : min(hi, end + ctx)] if ctx else b"",
+            )
+            self.raw.append((info, m))
+
+    def _matches_in(self, buf: mmap.mmap, lo: int, hi: int) -> list[tuple[int, int, str]]:
+        needle = self.needle
+        found: list[tuple[int, int, str]] = []
+        for wlo in range(lo, hi, self.WINDOW):
+            whi = min(hi, wlo + self.WINDOW)
+            for encoding, lit in needle.literals:
+                step = len(lit)
+                stop = min(hi, whi + step - 1)
+                pos = buf.find(lit, wlo, stop)
+                while 0 <= pos < whi:
+                    found.append((pos, pos + step, encoding))
+                    pos = buf.find(lit, pos + step, stop)
+            _release(buf, wlo, whi)
+        found.sort(key=lambda f: (f[0], f[2]))
+        kept: list[tuple[int, int, str]] = []
+        for f in found:  # non-overlapping, as a stream scan reports them
+            if not kept or f[0] >= kept[-1][1]:
+                kept.append(f)
+        return kept
+
+
+def _chunks_of(buf: mmap.mmap, lo: int, hi: int, size: int = 1 << 20) -> Iterator[bytes]:
+    for start in range(lo, hi, size):
+        end = min(hi, start + size)
+        yield buf[start:end]
+        _release(buf, start, end)
+
+
+def _release(buf: mmap.mmap, lo: int, hi: int) -> None:
+    """Drop mapped pages of [lo, hi) from this process's memory (they stay in the page cache)."""
+    start = lo - lo % mmap.PAGESIZE
+    with contextlib.suppress(OSError, ValueError):
+        buf.madvise(mmap.MADV_DONTNEED, start, hi - start)
 
 
 def _hit(info: Any, m: Match, model: Any, context: int) -> Hit:
