@@ -14,7 +14,8 @@ from kcheckpoint.inspect.model import InputInfo, Problem, SecretsWarning
 from .output import OutputFormat, warn
 
 ArchiveArgument = Annotated[
-    str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
+    str,
+    typer.Argument(metavar="ARCHIVE", help="The archive, or '-' for stdin.", show_default=False),
 ]
 FormatOption = Annotated[
     OutputFormat,
@@ -33,7 +34,8 @@ HashOption = Annotated[
         "--hash/--no-hash",
         help=(
             "Compute the input's SHA-256. Default: yes for compressed or piped input (read whole "
-            "anyway), no for a plain file on disk (read only where needed)."
+            "anyway) and for JSON reports (their provenance carries it), no otherwise for a "
+            "plain file on disk (read only where needed)."
         ),
         show_default=False,
     ),

@@ -11,7 +11,7 @@ from kcheckpoint.inspect.model import Listing
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.summary import listing_text
 
-from ..common import (
+from ..common import ArchiveArgument, (
     FormatOption,
     HashOption,
     StrictOption,
@@ -25,9 +25,7 @@ from ..report import Report, TimelineEvent, emit, epoch
 
 
 def list_members(
-    archive: Annotated[
-        str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
-    ],
+    archive: ArchiveArgument,
     fmt: FormatOption = OutputFormat.text,
     hash_input: HashOption = None,
     strict: StrictOption = False,

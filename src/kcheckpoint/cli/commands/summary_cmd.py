@@ -49,6 +49,7 @@ def summary(
     paths: Annotated[
         list[str],
         typer.Argument(
+            metavar="PATH",
             help="Archives, '-' for stdin, or directories (each checkpoint-* archive in them).",
             show_default=False,
         ),
