@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from kcheckpoint.inspect import list_path
 from kcheckpoint.inspect.model import Listing
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.summary import listing_text
 
-from ..common import ArchiveArgument, (
+from ..common import (
+    ArchiveArgument,
     FormatOption,
     HashOption,
     StrictOption,
