@@ -30,8 +30,9 @@ from kcheckpoint.inspect.model import Problem
 
 from .decode import MAX_ARGS_BYTES
 from .images import read_image
+from .memory import entry_flags, entry_pages
 from .memory import page_size_of as page_size
-from .tables import PE_PARENT, PE_PRESENT
+from .tables import PE_PRESENT
 
 _PAGEMAP = re.compile(r"^checkpoint/pagemap-(\d+)\.img$")
 _MM = re.compile(r"^checkpoint/mm-(\d+)\.img$")
@@ -87,13 +88,8 @@ class ArgsReader:
         runs: list[tuple[int, int, int]] = []  # (vaddr, pages, file page offset)
         offset = 0
         for e in entries:
-            count = e.nr_pages if e.HasField("nr_pages") else e.compat_nr_pages
-            flags = (
-                PE_PARENT
-                if e.HasField("in_parent") and e.in_parent
-                else (e.flags if e.HasField("flags") else PE_PRESENT)
-            )
-            if flags & PE_PRESENT:
+            count = entry_pages(e)
+            if entry_flags(e) & PE_PRESENT:
                 runs.append((e.vaddr, count, offset))
                 offset += count
         self._runs[pid] = (head.pages_id, runs)

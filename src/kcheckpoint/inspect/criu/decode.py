@@ -18,6 +18,7 @@ from kcheckpoint.inspect.model import Problem
 
 from ..secrets import redact_secrets
 from .imageset import ImageSet
+from .memory import entry_flags, entry_pages
 from .memory import page_size_of as page_size
 from .model import Credentials, EnvVar, Memory, OpenFile, Process
 from .sockets import describe
@@ -53,11 +54,8 @@ def pagemap_pages(entries: list[Any]) -> tuple[int, int, int]:
     """``(present, parent, lazy-only)`` page counts of pagemap entries (CRIU 3.x and 4.x)."""
     present = parent = lazy = 0
     for e in entries:
-        count = e.nr_pages if e.HasField("nr_pages") else e.compat_nr_pages
-        if e.HasField("in_parent") and e.in_parent:
-            flags = PE_PARENT
-        else:
-            flags = e.flags if e.HasField("flags") else PE_PRESENT
+        count = entry_pages(e)
+        flags = entry_flags(e)
         if flags & PE_PRESENT:
             present += count
         elif flags & PE_PARENT:
