@@ -401,9 +401,9 @@ def write_archive(
     compressor: Any
     raw = open(out, "wb")  # noqa: SIM115
     if compress == "zstd":
-        from backports import zstd
+        import zstandard
 
-        compressor = zstd.ZstdFile(raw, mode="wb", level=3)
+        compressor = zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
     elif compress == "gzip":
         import gzip
 

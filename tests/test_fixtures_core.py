@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from backports import zstd
+import zstandard
 
 from kcheckpoint.inspect import list_path, summarize_path
 from kcheckpoint.render.jsonout import to_data
@@ -154,7 +154,7 @@ COMPRESSORS = {
     "gzip": gzip.compress,
     "bzip2": bz2.compress,
     "xz": lzma.compress,
-    "zstd": zstd.compress,
+    "zstd": zstandard.ZstdCompressor().compress,
 }
 
 

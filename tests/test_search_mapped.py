@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from backports import zstd
+import zstandard
 
 from kcheckpoint.inspect import search as search_module
 from kcheckpoint.inspect.search import compile_needle, search_archive
@@ -30,7 +30,7 @@ def _hits(path: Path, text: str, regex: bool, utf16: bool) -> list[object]:
 @pytest.fixture(scope="module")
 def streamed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("s") / "t1.tar.zst"
-    path.write_bytes(zstd.compress(PODMAN_T1.read_bytes()))
+    path.write_bytes(zstandard.ZstdCompressor().compress(PODMAN_T1.read_bytes()))
     return path
 
 

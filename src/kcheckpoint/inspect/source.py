@@ -26,11 +26,7 @@ from typing import IO, Any, BinaryIO, cast
 from kcheckpoint.errors import ArchiveNotFound, CorruptCompression, InputError, NotAnArchive
 
 from .model import InputInfo
-
-if sys.version_info >= (3, 14):  # pragma: no cover - newer interpreters
-    from compression import zstd
-else:
-    from backports import zstd
+from .zstdstream import ZstdReader
 
 #: Called with (bytes of input read so far, total input size or None).
 ProgressCallback = Callable[[int, int | None], None]
@@ -213,7 +209,7 @@ def translate_decompression_errors(compression: str) -> Iterator[None]:
     """Turn the errors of gzip, bz2, lzma and zstd into CorruptCompression."""
     try:
         yield
-    except (gzip.BadGzipFile, zlib.error, lzma.LZMAError, zstd.ZstdError) as exc:
+    except (gzip.BadGzipFile, zlib.error, lzma.LZMAError) as exc:
         raise CorruptCompression(f"the {compression} data is corrupt ({exc})") from exc
     except EOFError as exc:
         raise CorruptCompression(
@@ -234,9 +230,8 @@ def _decompressor(compression: str, raw: BinaryIO) -> BinaryIO:
     if compression == "xz":
         return lzma.LZMAFile(raw)  # type: ignore[return-value]
     if compression == "zstd":
-        # Podman writes long-distance-matching frames; accept windows up to 2 GiB.
-        opts: dict[int, int] = {zstd.DecompressionParameter.window_log_max: 31}
-        return zstd.ZstdFile(raw, options=opts)  # type: ignore[return-value]
+        # Podman writes long-distance-matching frames; ZstdReader accepts windows up to 2 GiB.
+        return cast(BinaryIO, io.BufferedReader(ZstdReader(raw), buffer_size=1 << 20))
     raise AssertionError(compression)
 
 
