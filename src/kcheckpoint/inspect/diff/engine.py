@@ -22,8 +22,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from kcheckpoint.errors import InputError
-from kcheckpoint.inspect.archive import TarMember
-from kcheckpoint.inspect.engines import container_of, iso_time, parse_metadata
+from kcheckpoint.inspect.engines import container_of, parse_metadata
 from kcheckpoint.inspect.model import InputInfo, Problem
 from kcheckpoint.inspect.scan import scan_archive
 from kcheckpoint.inspect.source import ProgressCallback, open_input
@@ -297,15 +296,7 @@ def compare_sides(
 
 
 def _dumped(side: Side) -> str | None:
-    return dumped_time(side.scan.members)
-
-
-def dumped_time(members: list[TarMember]) -> str | None:
-    """When CRIU wrote the dump: the mtime of checkpoint/inventory.img."""
-    for m in members:
-        if m.name == "checkpoint/inventory.img":
-            return iso_time(m.mtime)
-    return None
+    return side.scan.dumped
 
 
 def _problems(side: Side) -> list[Problem]:
@@ -408,8 +399,8 @@ def _identical(path_a: str, path_b: str, digest: str, options: DiffOptions) -> C
     warnings = secrets_warning(processes, sizes.memory_pages)
     return with_counts(
         CheckpointDiff(
-            a=DiffSide(info_a, container, sizes, processes, warnings, dumped_time(scan.members)),
-            b=DiffSide(info_b, container, sizes, processes, warnings, dumped_time(scan.members)),
+            a=DiffSide(info_a, container, sizes, processes, warnings, scan.dumped),
+            b=DiffSide(info_b, container, sizes, processes, warnings, scan.dumped),
             identical=True,
             same_container=True,
             note=None,
