@@ -111,21 +111,9 @@ def summarize_path(
     progress: ProgressCallback | None = None,
 ) -> Summary:
     """Scan and summarise one archive (reading only the memory that holds argv)."""
-    from .criu.args import ArgsReader
+    from .criu.args import scan_with_args
 
-    args = ArgsReader()
-    try:
-        scan = scan_archive(
-            path,
-            stdin=stdin,
-            hash_input=hash_input,
-            progress=progress,
-            read_images=True,
-            on_member=args.on_member,
-            on_image=args.on_image,
-        )
-    finally:
-        args.close()
+    scan, args = scan_with_args(path, stdin=stdin, hash_input=hash_input, progress=progress)
     return summarize(scan, args.read)
 
 

@@ -17,16 +17,19 @@ References:
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from kcheckpoint.errors import ImageError, KCheckpointError
 from kcheckpoint.inspect.archive import Entry
 from kcheckpoint.inspect.model import Problem
+from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
+from kcheckpoint.inspect.source import ProgressCallback
 
 from .decode import MAX_ARGS_BYTES
 from .images import read_image
@@ -207,3 +210,27 @@ class _Reopened:
 
 def _reopen(spool: IO[bytes]) -> Any:
     return _Reopened(spool)
+
+
+def scan_with_args(
+    path: str | os.PathLike[str],
+    *,
+    stdin: BinaryIO | None = None,
+    hash_input: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[ArchiveScan, ArgsReader]:
+    """Scan an archive once, keeping every CRIU image and the memory that holds argv and env."""
+    args = ArgsReader()
+    try:
+        scan = scan_archive(
+            path,
+            stdin=stdin,
+            hash_input=hash_input,
+            progress=progress,
+            read_images=True,
+            on_member=args.on_member,
+            on_image=args.on_image,
+        )
+    finally:
+        args.close()
+    return scan, args

@@ -16,7 +16,7 @@ from kcheckpoint.inspect.source import ProgressCallback
 from kcheckpoint.inspect.summary import secrets_warning, sizes_of
 
 from . import system
-from .args import ArgsReader
+from .args import ArgsReader, scan_with_args
 from .decode import ProcessDecoder, ReadMemory
 from .imageset import PREFIX, ImageSet
 from .memory import MemoryReader
@@ -149,20 +149,13 @@ def inspect_path(
     progress: ProgressCallback | None = None,
 ) -> Inspection:
     """Scan one archive in one pass and inspect it."""
-    args = ArgsReader() if read_memory else None
-    try:
+    args: ArgsReader | None = None
+    if read_memory:
+        scan, args = scan_with_args(path, stdin=stdin, hash_input=hash_input, progress=progress)
+    else:
         scan = scan_archive(
-            path,
-            stdin=stdin,
-            hash_input=hash_input,
-            progress=progress,
-            read_images=True,
-            on_member=args.on_member if args else None,
-            on_image=args.on_image if args else None,
+            path, stdin=stdin, hash_input=hash_input, progress=progress, read_images=True
         )
-    finally:
-        if args is not None:
-            args.close()
     return inspect_scan(
         scan,
         memory_reader(path, scan, args) if args else None,
