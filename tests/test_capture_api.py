@@ -141,6 +141,24 @@ def test_timeout_leaves_no_partial_archive(tmp_path: Path) -> None:
         assert not [f for f in cap.files() if f.startswith(".tmp-")]
 
 
+def test_an_archive_written_after_the_deadline_is_removed_without_another_capture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    from kcheckpoint.capture import service
+
+    monkeypatch.setattr(service, "LATE_WRITE_POLL", 0.05)
+    with running_capture(tmp_path, runtime_request_timeout=0.3) as cap:
+        cap.cri.service.delay = 0.8  # the fake runtime writes on, well past the deadline
+        response: Any = cap.post("default/web/app")
+        assert response.status_code == 500
+        assert "DeadlineExceeded" in response.text
+        time.sleep(1.5)  # the runtime has written its whole archive by now
+        assert cap.files() == []
+    assert "the runtime wrote it after the request failed" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await ctx.service.close()
             await ctx.runtime.close()
             ctx.audit.close()
 

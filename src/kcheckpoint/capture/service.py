@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +26,11 @@ from .settings import Settings
 from .store import ArchiveInfo, ArchiveStore, Reservation
 
 log = logging.getLogger(__name__)
+
+#: After a failed CRI call, how often and how long to look for an archive the runtime writes
+#: late (containerd 2.1.9 finishes writing the tar it had begun when the deadline passed).
+LATE_WRITE_POLL = 0.25
+LATE_WRITE_WINDOW = 30.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,8 @@ class CaptureService:
         self._limiter = _Limiter(settings.max_concurrent)
         self._locks = _ContainerLocks()
         self._retention_lock = threading.Lock()
+        self._late_watchers: set[asyncio.Task[None]] = set()
+        self._late_paths: set[str] = set()
 
     @property
     def active(self) -> int:
@@ -147,8 +155,37 @@ class CaptureService:
             )
         except BaseException:
             await asyncio.to_thread(self.store.discard, reservation)
+            self._watch_for_late_write(str(reservation.temp), timing.field)
             raise
         return await asyncio.to_thread(self._finish, reservation)
+
+    def _watch_for_late_write(self, path: str, runtime_timeout: int) -> None:
+        """The runtime may still write the archive after its call failed (a deadline, a lost
+        connection): remove whatever appears at the temporary name for a while."""
+        window = max(LATE_WRITE_WINDOW, float(runtime_timeout))
+        task = asyncio.get_running_loop().create_task(self._remove_late_writes(path, window))
+        self._late_watchers.add(task)
+        self._late_paths.add(path)
+        task.add_done_callback(self._late_watchers.discard)
+
+    async def _remove_late_writes(self, path: str, window: float) -> None:
+        deadline = time.monotonic() + window
+        try:
+            while time.monotonic() < deadline:
+                await asyncio.sleep(LATE_WRITE_POLL)
+                if _remove(path):
+                    log.warning("removed %s: the runtime wrote it after the request failed", path)
+        finally:
+            self._late_paths.discard(path)
+
+    async def close(self) -> None:
+        """Stop watching for late writes, removing what they left one last time."""
+        for task in list(self._late_watchers):
+            task.cancel()
+        paths = list(self._late_paths)
+        await asyncio.gather(*self._late_watchers, return_exceptions=True)
+        for path in paths:
+            _remove(path)
 
     def _finish(self, reservation: Reservation) -> CaptureResult:
         """Check, hash and name the archive, then apply retention (in a worker thread)."""
@@ -167,3 +204,11 @@ class CaptureService:
         for removal in removed:
             log.info("retention removed %s (%s)", removal.info.name, removal.reason)
         return removed
+
+
+def _remove(path: str) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
