@@ -67,3 +67,12 @@ def cli(capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPa
         return CliResult(code, captured.out.decode(), captured.err.decode())
 
     return run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under CI (KCHECKPOINT_REQUIRE_CRI=1) the real-runtime tests must run, never skip."""
+    if os.environ.get("KCHECKPOINT_REQUIRE_CRI") and not os.environ.get("KCHECKPOINT_TEST_CRI"):
+        raise pytest.UsageError(
+            "KCHECKPOINT_REQUIRE_CRI is set but KCHECKPOINT_TEST_CRI is not: "
+            "start the runtime with scripts/cri_harness.py start DIR"
+        )

@@ -1,13 +1,17 @@
-"""Drive a real CRI runtime as the kubelet would: run labelled pods, then remove them.
+"""Drive a real CRI runtime as the kubelet would: pull, run labelled pods, exec, restore, remove.
 
-Uses the generic method paths of runtime.v1 with the messages of proto/cri/lifecycle.proto.
+Uses the generic method paths of runtime.v1 with the messages of proto/cri/lifecycle.proto, so
+the capture client's own interface stays the five calls in api.proto.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +19,102 @@ import grpc
 
 from kcheckpoint._proto.cri import api_pb2, lifecycle_pb2
 
-SERVICE = "/runtime.v1.RuntimeService/"
-IMAGE = "localhost/kcheckpoint-test/busybox:1"
-CGROUP_PARENT = "/kcheckpoint-test"
+RUNTIME = "/runtime.v1.RuntimeService/"
+IMAGES = "/runtime.v1.ImageService/"
+CGROUP_PARENT = "/kcheckpoint-cri"
 
 
 def call(
-    channel: grpc.Channel, method: str, request: Any, response: type, timeout: float = 60
+    channel: grpc.Channel,
+    method: str,
+    request: Any,
+    response: type,
+    timeout: float = 60,
+    service: str = RUNTIME,
 ) -> Any:
     stub = channel.unary_unary(
-        SERVICE + method,
+        service + method,
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=response.FromString,
     )
     return stub(request, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Harness:
+    """What ``scripts/cri_harness.py start`` wrote to env.json."""
+
+    endpoint: str
+    share: Path
+    image: str
+    dir: Path
+    containerd_pid: int
+    versions: Mapping[str, str]
+    criu_variant: str
+    cgroup_parent: str
+
+    @classmethod
+    def load(cls, env_file: str | os.PathLike[str]) -> Harness:
+        env = json.loads(Path(env_file).read_text())
+        return cls(
+            endpoint=env["endpoint"],
+            share=Path(env["share"]),
+            image=env["image"],
+            dir=Path(env["dir"]),
+            containerd_pid=int(env["containerd_pid"]),
+            versions=env["versions"],
+            criu_variant=env["criu_variant"],
+            cgroup_parent=env["cgroup_parent"],
+        )
+
+    def reload(self) -> Harness:
+        return Harness.load(self.dir / "env.json")
+
+    def pod(
+        self,
+        namespace: str,
+        name: str,
+        container: str,
+        command: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> PodSpec:
+        """A pod of the harness's image, below its cgroup parent."""
+        return PodSpec(
+            namespace, name, container, self.image, command, env or {}, self.cgroup_parent
+        )
+
+
+def pull_image(endpoint: str, image: str) -> str:
+    """PullImage over CRI, as the kubelet does before a pod starts."""
+    with grpc.insecure_channel(endpoint) as channel:
+        request = lifecycle_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image))
+        response = call(channel, "PullImage", request, lifecycle_pb2.PullImageResponse, 120, IMAGES)
+        return str(response.image_ref)
+
+
+@dataclass
+class PodSpec:
+    """A pod with one container, labelled as the kubelet labels them."""
+
+    namespace: str
+    name: str
+    container: str
+    image: str
+    command: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cgroup_parent: str = CGROUP_PARENT
+
+    @property
+    def uid(self) -> str:
+        return f"uid-{self.namespace}-{self.name}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            "io.kubernetes.pod.name": self.name,
+            "io.kubernetes.pod.namespace": self.namespace,
+            "io.kubernetes.pod.uid": self.uid,
+        }
 
 
 @dataclass
@@ -40,30 +126,36 @@ class RunningPod:
     container: str
 
 
-def run_pod(
-    channel: grpc.Channel, namespace: str, name: str, container: str, logs: Path
-) -> RunningPod:
-    """A sandbox and one running container, with the kubelet's labels."""
-    uid = f"uid-{namespace}-{name}"
-    labels = {
-        "io.kubernetes.pod.name": name,
-        "io.kubernetes.pod.namespace": namespace,
-        "io.kubernetes.pod.uid": uid,
-    }
-    options = lifecycle_pb2.NamespaceOption(
-        network=lifecycle_pb2.NODE, pid=lifecycle_pb2.CONTAINER, ipc=lifecycle_pb2.POD
-    )
-    log_dir = logs / f"{namespace}_{name}"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    sandbox_config = lifecycle_pb2.PodSandboxConfig(
-        metadata=api_pb2.PodSandboxMetadata(name=name, namespace=namespace, uid=uid, attempt=0),
+#: host network (no CNI here), a pid namespace of the container's own (the kubelet's default)
+NAMESPACES = lifecycle_pb2.NamespaceOption(
+    network=lifecycle_pb2.NODE, pid=lifecycle_pb2.CONTAINER, ipc=lifecycle_pb2.POD
+)
+
+
+def _sandbox_config(spec: PodSpec, logs: Path) -> Any:
+    log_dir = logs / f"{spec.namespace}_{spec.name}_{spec.uid}"
+    log_dir.mkdir(parents=True, exist_ok=True)  # the kubelet creates it; restore needs it
+    return lifecycle_pb2.PodSandboxConfig(
+        metadata=api_pb2.PodSandboxMetadata(
+            name=spec.name, namespace=spec.namespace, uid=spec.uid, attempt=0
+        ),
         log_directory=str(log_dir),
-        labels=labels,
+        labels=spec.labels,
         linux=lifecycle_pb2.LinuxPodSandboxConfig(
-            cgroup_parent=CGROUP_PARENT,
-            security_context=lifecycle_pb2.LinuxSandboxSecurityContext(namespace_options=options),
+            cgroup_parent=spec.cgroup_parent,
+            security_context=lifecycle_pb2.LinuxSandboxSecurityContext(
+                namespace_options=NAMESPACES
+            ),
         ),
     )
+
+
+def run_pod(
+    channel: grpc.Channel, spec: PodSpec, logs: Path, image: str | None = None
+) -> RunningPod:
+    """A sandbox and one running container. ``image``: what CreateContainer gets instead of the
+    spec's image (a checkpoint archive's path or a checkpoint image: containerd restores)."""
+    sandbox_config = _sandbox_config(spec, logs)
     sandbox = call(
         channel,
         "RunPodSandbox",
@@ -71,29 +163,79 @@ def run_pod(
         lifecycle_pb2.RunPodSandboxResponse,
     ).pod_sandbox_id
     config = lifecycle_pb2.ContainerConfig(
-        metadata=api_pb2.ContainerMetadata(name=container),
-        image=api_pb2.ImageSpec(image=IMAGE),
-        labels={**labels, "io.kubernetes.container.name": container},
-        log_path=f"{container}.log",
+        metadata=api_pb2.ContainerMetadata(name=spec.container),
+        image=api_pb2.ImageSpec(image=image or spec.image),
+        command=list(spec.command),
+        envs=[lifecycle_pb2.KeyValue(key=k, value=v) for k, v in spec.env.items()],
+        labels={**spec.labels, "io.kubernetes.container.name": spec.container},
+        log_path=f"{spec.container}/0.log",
         linux=lifecycle_pb2.LinuxContainerConfig(
-            security_context=lifecycle_pb2.LinuxContainerSecurityContext(namespace_options=options)
+            security_context=lifecycle_pb2.LinuxContainerSecurityContext(
+                namespace_options=NAMESPACES
+            )
         ),
     )
-    created = call(
+    (Path(sandbox_config.log_directory) / spec.container).mkdir(exist_ok=True)
+    try:
+        created = call(
+            channel,
+            "CreateContainer",
+            lifecycle_pb2.CreateContainerRequest(
+                pod_sandbox_id=sandbox, config=config, sandbox_config=sandbox_config
+            ),
+            lifecycle_pb2.CreateContainerResponse,
+        ).container_id
+        call(
+            channel,
+            "StartContainer",
+            lifecycle_pb2.StartContainerRequest(container_id=created),
+            lifecycle_pb2.StartContainerResponse,
+        )
+    except grpc.RpcError:
+        with contextlib.suppress(grpc.RpcError):
+            remove_pod(channel, sandbox)
+        raise
+    return RunningPod(sandbox, created, spec.namespace, spec.name, spec.container)
+
+
+def container_state(channel: grpc.Channel, container_id: str) -> int:
+    status = call(
         channel,
-        "CreateContainer",
-        lifecycle_pb2.CreateContainerRequest(
-            pod_sandbox_id=sandbox, config=config, sandbox_config=sandbox_config
-        ),
-        lifecycle_pb2.CreateContainerResponse,
-    ).container_id
-    call(
+        "ContainerStatus",
+        api_pb2.ContainerStatusRequest(container_id=container_id),
+        api_pb2.ContainerStatusResponse,
+    ).status
+    return int(status.state)
+
+
+def container_status(channel: grpc.Channel, container_id: str) -> Any:
+    return call(
         channel,
-        "StartContainer",
-        lifecycle_pb2.StartContainerRequest(container_id=created),
-        lifecycle_pb2.StartContainerResponse,
+        "ContainerStatus",
+        api_pb2.ContainerStatusRequest(container_id=container_id),
+        api_pb2.ContainerStatusResponse,
+    ).status
+
+
+def wait_state(channel: grpc.Channel, container_id: str, state: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while container_state(channel, container_id) != state:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"container {container_id} never reached state {state}")
+        time.sleep(0.1)
+
+
+def exec_sync(channel: grpc.Channel, container_id: str, *cmd: str) -> str:
+    """Run a command in the container; its stdout (raises on a non-zero exit)."""
+    response = call(
+        channel,
+        "ExecSync",
+        lifecycle_pb2.ExecSyncRequest(container_id=container_id, cmd=list(cmd), timeout=20),
+        lifecycle_pb2.ExecSyncResponse,
     )
-    return RunningPod(sandbox, created, namespace, name, container)
+    if response.exit_code:
+        raise RuntimeError(f"{cmd} exited {response.exit_code}: {response.stderr!r}")
+    return bytes(response.stdout).decode()
 
 
 def remove_pod(channel: grpc.Channel, sandbox_id: str) -> None:
@@ -125,22 +267,28 @@ def remove_pod(channel: grpc.Channel, sandbox_id: str) -> None:
     )
 
 
-def remove_all_pods(channel: grpc.Channel) -> None:
-    sandboxes = call(
-        channel, "ListPodSandbox", api_pb2.ListPodSandboxRequest(), api_pb2.ListPodSandboxResponse
-    ).items
-    for sandbox in sandboxes:
-        remove_pod(channel, sandbox.id)
+def remove_all(endpoint: str) -> None:
+    """Stop and remove every pod (so no shim or container process stays behind)."""
+    with grpc.insecure_channel(endpoint) as channel:
+        sandboxes = call(
+            channel,
+            "ListPodSandbox",
+            api_pb2.ListPodSandboxRequest(),
+            api_pb2.ListPodSandboxResponse,
+        ).items
+        for sandbox in sandboxes:
+            with contextlib.suppress(grpc.RpcError):
+                remove_pod(channel, sandbox.id)
 
 
 @contextlib.contextmanager
-def pods(endpoint: str, logs: Path, *specs: tuple[str, str, str]) -> Iterator[list[RunningPod]]:
-    """Run pods (namespace, name, container) for the duration, and always remove them."""
+def pods(endpoint: str, logs: Path, *specs: PodSpec) -> Iterator[list[RunningPod]]:
+    """Run pods for the duration, and always remove them."""
     with grpc.insecure_channel(endpoint) as channel:
         started: list[RunningPod] = []
         try:
-            for namespace, name, container in specs:
-                started.append(run_pod(channel, namespace, name, container, logs))
+            for spec in specs:
+                started.append(run_pod(channel, spec, logs))
             yield started
         finally:
             for pod in started:
