@@ -178,7 +178,7 @@ def test_one_pass_reader_agrees_with_the_memory_model(archive: Path) -> None:
     from kcheckpoint.inspect.criu.args import ArgsReader
     from kcheckpoint.inspect.criu.images import read_image
     from kcheckpoint.inspect.criu.memory import MemoryReader
-    from kcheckpoint.inspect.scan import scan_archive
+    from kcheckpoint.inspect.reader.scan import scan_archive
 
     args = ArgsReader()
     scan = scan_archive(archive, read_images=True, on_member=args.on_member, on_image=args.on_image)

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
 from kcheckpoint.errors import ImageError, KCheckpointError
-from kcheckpoint.inspect.archive import Entry
 from kcheckpoint.inspect.model import Problem
-from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
-from kcheckpoint.inspect.source import ProgressCallback
+from kcheckpoint.inspect.reader.archive import Entry
+from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive
+from kcheckpoint.inspect.reader.source import ProgressCallback
 
 from .decode import MAX_ARGS_BYTES
 from .images import read_image

@@ -22,11 +22,10 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from kcheckpoint.errors import InputError
-from kcheckpoint.inspect.engines import container_of, parse_metadata
-from kcheckpoint.inspect.model import InputInfo, Problem
-from kcheckpoint.inspect.scan import scan_archive
-from kcheckpoint.inspect.source import ProgressCallback, open_input
-from kcheckpoint.inspect.summary import process_count, secrets_warning, sizes_of
+from kcheckpoint.inspect.model import InputInfo, Problem, secrets_warning
+from kcheckpoint.inspect.reader.engines import container_of, parse_metadata
+from kcheckpoint.inspect.reader.scan import process_count, scan_archive, sizes_of
+from kcheckpoint.inspect.reader.source import ProgressCallback, open_input
 
 from . import compare
 from .lockstep import BUFFER, lockstep

@@ -26,11 +26,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from kcheckpoint.inspect.archive import Entry
 from kcheckpoint.inspect.criu.decode import MAX_ARGS_BYTES
 from kcheckpoint.inspect.criu.memory import MemoryModel, ProcessMemory, decode_image, page_size_of
-from kcheckpoint.inspect.memwalk import MemoryWalk, SegmentInfo
+from kcheckpoint.inspect.criu.walk import MemoryWalk, SegmentInfo
 from kcheckpoint.inspect.model import Problem
+from kcheckpoint.inspect.reader.archive import Entry
 
 DIGEST_BYTES = 16
 #: pid -> merged [start, end) ranges of changed pages.

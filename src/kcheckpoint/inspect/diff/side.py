@@ -9,16 +9,16 @@ import os
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
-from kcheckpoint.inspect.archive import Entry
 from kcheckpoint.inspect.criu.args import ArgsReader
 from kcheckpoint.inspect.criu.checkpoint import inspect_scan
 from kcheckpoint.inspect.criu.decode import ReadMemory
 from kcheckpoint.inspect.criu.memory import PAGES_RE, MemoryModel, build_model
 from kcheckpoint.inspect.criu.model import Inspection
-from kcheckpoint.inspect.engines import parse_metadata
 from kcheckpoint.inspect.model import Problem, RootfsDiff
-from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
-from kcheckpoint.inspect.source import ProgressCallback
+from kcheckpoint.inspect.reader.archive import Entry
+from kcheckpoint.inspect.reader.engines import parse_metadata
+from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive
+from kcheckpoint.inspect.reader.source import ProgressCallback
 
 from .model import FsState
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from kcheckpoint.errors import FormatError, InputError
+from kcheckpoint.inspect.model import InputInfo, Problem
+from kcheckpoint.inspect.reader.archive import Entry, TarMember, walk_input, walk_nested
+from kcheckpoint.inspect.reader.source import ProgressCallback, open_input
 
-from .archive import Entry, TarMember, walk_input, walk_nested
 from .manifest import ROOTFS_MEMBER, ROOTFS_PREFIX
-from .model import InputInfo, Problem
-from .source import ProgressCallback, open_input
 
 _CHUNK = 1 << 20
 

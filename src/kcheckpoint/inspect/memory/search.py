@@ -381,7 +381,7 @@ def _release(buf: mmap.mmap, lo: int, hi: int) -> None:
 
 
 def _hit(info: Any, m: Match, model: Any, context: int) -> Hit:
-    from .criu.memory import MemoryModel
+    from kcheckpoint.inspect.criu.memory import MemoryModel
 
     assert isinstance(model, MemoryModel)
     text = None
@@ -460,8 +460,8 @@ def search_archive(
     Only the first ``max_hits`` hits are kept (all are counted), so that memory stays bounded
     for patterns that match everywhere.
     """
-    from .memwalk import walk_memory
-    from .summary import secrets_warning
+    from kcheckpoint.inspect.criu.walk import walk_memory
+    from kcheckpoint.inspect.model import secrets_warning
 
     sink = _SearchSink(needle, context, max_hits)
     scan, model = walk_memory(

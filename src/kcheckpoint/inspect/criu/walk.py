@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from kcheckpoint.inspect.archive import Entry
 from kcheckpoint.inspect.model import Problem
-from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
-from kcheckpoint.inspect.source import ProgressCallback
+from kcheckpoint.inspect.reader.archive import Entry
+from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive
+from kcheckpoint.inspect.reader.source import ProgressCallback
 
-from .criu.memory import (
+from .memory import (
     PAGEMAP_RE,
     PAGES_RE,
     MemoryModel,

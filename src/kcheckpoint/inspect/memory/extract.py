@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from kcheckpoint.errors import InputError, MemberNotFound
-
-from .criu.memory import ProcessMemory, Vma
-from .memwalk import SegmentInfo, memory_model, walk_memory
-from .model import InputInfo, Problem
-from .source import ProgressCallback
+from kcheckpoint.inspect.criu.memory import ProcessMemory, Vma
+from kcheckpoint.inspect.criu.walk import SegmentInfo, memory_model, walk_memory
+from kcheckpoint.inspect.model import InputInfo, Problem
+from kcheckpoint.inspect.reader.source import ProgressCallback
 
 _CHUNK = 1 << 20
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
 from kcheckpoint.errors import FormatError, InputError
-
-from .archive import Entry, walk_input, walk_nested
-from .model import InputInfo, Problem
-from .source import HashingReader, ProgressCallback, open_input
+from kcheckpoint.inspect.model import InputInfo, Problem
+from kcheckpoint.inspect.reader.archive import Entry, walk_input, walk_nested
+from kcheckpoint.inspect.reader.source import HashingReader, ProgressCallback, open_input
 
 #: The directory the files of rootfs-diff.tar are extracted to and named under.
 ROOTFS_PREFIX = "rootfs-diff/"

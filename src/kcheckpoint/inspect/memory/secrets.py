@@ -1,7 +1,7 @@
 """A secret scan of one archive: memory pages, spec.dump env, rootfs-diff files, logs, tmpfs and
 /dev/shm tarballs, with findings located, redacted, fingerprinted and grouped.
 
-The rules and the chunked scanner are in ``kcheckpoint.inspect.secrets``.
+The rules and the chunked scanner are in ``kcheckpoint.inspect.rules.secrets``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .secrets import (
+from kcheckpoint.inspect.model import secrets_warning
+from kcheckpoint.inspect.rules.secrets import (
     RULES,
     RULESET_VERSION,
     Fingerprinter,
@@ -167,8 +168,7 @@ def scan_archive_secrets(
     progress: Any = None,
 ) -> SecretsResult:
     """Scan memory pages, spec.dump env, rootfs-diff files, logs, tmpfs and shm tarballs."""
-    from .memwalk import walk_memory
-    from .summary import secrets_warning
+    from kcheckpoint.inspect.criu.walk import walk_memory
 
     matcher = SecretMatcher(engine=engine)
     sink = _SecretSink(matcher)

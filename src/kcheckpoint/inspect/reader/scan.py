@@ -14,10 +14,19 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from kcheckpoint.errors import FormatError, InputError, NotACheckpoint
+from kcheckpoint.inspect.model import (
+    DeletedPath,
+    FileEntry,
+    InputInfo,
+    NestedArchive,
+    Problem,
+    RootfsDiff,
+    Sizes,
+)
 
 from .archive import Entry, TarMember, walk_input, walk_nested
 from .engines import iso_time
-from .model import DeletedPath, FileEntry, InputInfo, NestedArchive, Problem, RootfsDiff
+from .members import CORE_RE, PAGES_RE
 from .source import ProgressCallback, open_input
 
 #: Metadata members read whole into memory.
@@ -235,3 +244,19 @@ def _deleted_files(scan: ArchiveScan) -> list[DeletedPath]:
         scan.problems.append(Problem("deleted.files", "bad-metadata", "not a JSON list"))
         return []
     return [DeletedPath(p, "deleted.files") for p in value if isinstance(p, str)]
+
+
+def sizes_of(scan: ArchiveScan) -> Sizes:
+    """Sizes summed from the tar headers."""
+    files = [m for m in scan.members if m.type == "file"]
+    return Sizes(
+        total=sum(m.size for m in files),
+        checkpoint=sum(m.size for m in files if m.name.startswith("checkpoint/")),
+        memory_pages=sum(m.size for m in files if PAGES_RE.match(m.name)),
+        rootfs_diff=sum(m.size for m in files if m.name == "rootfs-diff.tar"),
+    )
+
+
+def process_count(scan: ArchiveScan) -> int:
+    """The number of ``core-*.img`` images: processes and their threads."""
+    return sum(1 for m in scan.members if CORE_RE.match(m.name))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .model import Container, Problem
+from kcheckpoint.inspect.model import Container, Problem
 
 PODMAN = "podman"
 CRIO = "cri-o"

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
 from kcheckpoint.errors import ArchiveNotFound, CorruptCompression, InputError, NotAnArchive
+from kcheckpoint.inspect.model import InputInfo
 
-from .model import InputInfo
 from .zstdstream import ZstdReader
 
 #: Called with (bytes of input read so far, total input size or None).
