@@ -85,7 +85,7 @@ def summarize_path(
     progress: ProgressCallback | None = None,
 ) -> Summary:
     """Scan and summarise one archive (reading only the memory that holds argv)."""
-    from .criu.args import scan_with_args
+    from .criu.sinks import scan_with_args
 
     scan, args = scan_with_args(path, stdin=stdin, hash_input=hash_input, progress=progress)
     return summarize(scan, args.read)

@@ -15,11 +15,11 @@ from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive, sizes_of
 from kcheckpoint.inspect.reader.source import ProgressCallback
 
 from . import system
-from .args import ArgsReader, scan_with_args
 from .decode import ProcessDecoder, ReadMemory
 from .imageset import PREFIX, ImageSet
 from .memory import MemoryReader
 from .model import Inspection, Metadata, Process
+from .sinks import ArgsReader, scan_with_args
 
 
 def image_set(scan: ArchiveScan) -> ImageSet:

@@ -1,11 +1,24 @@
-"""One pass over an archive that streams process memory, in segments, to a sink.
+"""One pass over an archive that streams process memory, in segments, to a sink: the one reader
+of process memory during a scan.
+
+Every command that reads memory in its pass goes through ``MemoryWalk``: ``search`` and
+``secrets`` (every segment), ``memory`` (one range), and ``summary``, ``inspect`` and ``diff``,
+whose decoder reads each process's argv and env. The sinks that keep bytes for later (a range,
+argv and env) are in ``criu.sinks``.
 
 During the one pass of ``scan_archive``, ``MemoryWalk`` streams each pages member in chunks to a
 ``SegmentSink``, one VA-contiguous segment at a time (so a match can cross pagemap entries where
 memory really is contiguous, and never crosses a hole). Attribution uses the pagemaps only:
 ``pagemap-<pid>.img`` -> ``pages_id``, confirmed against ``pstree.img`` at the end. A pages
-member that arrives before its pagemap is spooled to a private 0600 temporary file and read
-after the pass. Page data is never held whole.
+member that arrives before its pagemap (or its owner's mm image, which holds the page size and
+the argv/env ranges) is spooled to a private 0600 temporary file and read after the pass. Page
+data is never held whole.
+
+A sink may narrow each segment it wants to the bytes it needs (``clip``): the argv and env of a
+process are a few KiB of a stack segment, read at their offset in a seekable archive.
+
+References:
+    reference/criu-images.md §3.2 (entry -> offset in pages-N.img), §4.1 (argv and envp), §6.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from kcheckpoint.inspect.model import Problem
 from kcheckpoint.inspect.reader.archive import Entry
@@ -51,6 +64,16 @@ class SegmentInfo:
     length: int
     #: For a file inside a nested tar (rootfs-diff.tar...) or spec.dump, its path there.
     path: str | None = None
+
+    @property
+    def in_memory(self) -> bool:
+        """Bytes of process memory (a pages file), not of another file (``--everywhere``)."""
+        return self.path is None and self.member.startswith("checkpoint/pages-")
+
+    @property
+    def base(self) -> int:
+        """Where the first byte is: its virtual address, or its offset in the file."""
+        return self.vaddr if self.vaddr is not None else self.offset
 
 
 class SegmentSink(Protocol):
@@ -118,12 +141,13 @@ class MemoryWalk:
             return
         self.pages_sizes[name] = entry.member.size
         pids = self._pagemaps.get(int(m.group(1)))
-        if pids and entry.location is not None and hasattr(self.sink, "segment_buffer"):
-            self._feed_mapped(name, self._likely_owner(pids), entry.location, entry.member.size)
-            return
-        if pids:
+        owner = self._likely_owner(pids) if pids else None
+        if owner is not None and f"checkpoint/mm-{owner}.img" in self.images:
+            if entry.location is not None and hasattr(self.sink, "segment_buffer"):
+                self._feed_mapped(name, owner, entry.location, entry.member.size)
+                return
             with entry.open() as fh:
-                self._feed(name, self._likely_owner(pids), fh, entry.member.size)
+                self._feed(name, owner, fh, entry.member.size)
             return
         spool = tempfile.TemporaryFile(prefix="kcheckpoint-pages-")  # noqa: SIM115 (closed in finish)
         os.fchmod(spool.fileno(), 0o600)
@@ -160,6 +184,15 @@ class MemoryWalk:
         pid_pages = int(head.pages_id) if head is not None else None
         return ProcessMemory(pid, pid_pages, psize, [], runs_of(list(image.entries), psize))
 
+    def _too_short(self, member: str) -> None:
+        self.problems.append(
+            Problem(
+                member,
+                "size-mismatch",
+                "the pagemap describes more bytes than the pages file holds",
+            )
+        )
+
     def _feed(self, member: str, pid: int | None, fh: IO[bytes], size: int) -> None:
         if pid is not None and self.wanted is not None and pid not in self.wanted:
             return
@@ -170,29 +203,27 @@ class MemoryWalk:
             return
         pos = 0
         wants = getattr(self.sink, "wants", None)
+        clip = getattr(self.sink, "clip", None)
         for seg in pmem.segments():
-            if wants is not None and not wants(
-                SegmentInfo(member, pid, seg.vaddr, seg.offset, seg.length)
-            ):
+            info = SegmentInfo(member, pid, seg.vaddr, seg.offset, seg.length)
+            if wants is not None and not wants(info):
                 continue
             if seg.offset > pos:
                 _skip(fh, seg.offset - pos)
                 pos = seg.offset
             if seg.offset + seg.length > size:
-                self.problems.append(
-                    Problem(
-                        member,
-                        "size-mismatch",
-                        "the pagemap describes more bytes than the pages file holds",
-                    )
-                )
+                self._too_short(member)
                 break
-            info = SegmentInfo(member, pid, seg.vaddr, seg.offset, seg.length)
-            chunks = read_chunks(fh, seg.length)
+            lo, hi = clip(info) if clip is not None else (0, seg.length)
+            if lo:
+                _skip(fh, lo)
+                pos += lo
+            info = SegmentInfo(member, pid, seg.vaddr + lo, seg.offset + lo, hi - lo)
+            chunks = read_chunks(fh, hi - lo)
             self.sink.segment(info, chunks)
             for _ in chunks:  # whatever the sink did not read
                 pass
-            pos = seg.offset + seg.length
+            pos = seg.offset + hi
 
     def _feed_mapped(
         self, member: str, pid: int, location: tuple[IO[bytes], int], size: int
@@ -212,13 +243,7 @@ class MemoryWalk:
                 if wants is not None and not wants(info):
                     continue
                 if seg.offset + seg.length > size:
-                    self.problems.append(
-                        Problem(
-                            member,
-                            "size-mismatch",
-                            "the pagemap describes more bytes than the pages file holds",
-                        )
-                    )
+                    self._too_short(member)
                     break
                 lo = base + seg.offset
                 self.sink.segment_buffer(info, mapped, lo, lo + seg.length)  # type: ignore[attr-defined]
@@ -300,14 +325,12 @@ def walk_memory(
                     _feed_file(sink, outer, inner.member.name, fh, inner.member.size)
 
     walk = MemoryWalk(sink, wanted=pids, other=other)
-    scan = scan_archive(
+    scan = scan_with(
+        walk,
         path,
         stdin=stdin,  # type: ignore[arg-type]
         hash_input=hash_input,
         progress=progress,
-        read_images=True,
-        on_member=walk.on_member,
-        on_image=walk.on_image,
         on_nested=nested,
     )
     model = walk.finish()
@@ -319,58 +342,6 @@ def walk_memory(
                 iter([data]),
             )
     return scan, model
-
-
-class RangeCapture:
-    """A sink that keeps ``[start, end)`` of one process's memory, in a buffer or a file."""
-
-    def __init__(self, pid: int, start: int, end: int, out: IO[bytes] | None = None) -> None:
-        self.pid, self.start, self.end = pid, start, end
-        self.out = out
-        self.buffer = bytearray(0 if out is not None else end - start)
-        #: (start, end) virtual ranges that the archive holds.
-        self.present: list[tuple[int, int]] = []
-
-    def wants(self, info: SegmentInfo) -> bool:
-        return (
-            info.pid == self.pid
-            and info.vaddr is not None
-            and info.vaddr < self.end
-            and self.start < info.vaddr + info.length
-        )
-
-    def segment(self, info: SegmentInfo, chunks: Iterator[bytes]) -> None:
-        if not self.wants(info):
-            return
-        assert info.vaddr is not None
-        pos = info.vaddr
-        for chunk in chunks:
-            lo, hi = max(pos, self.start), min(pos + len(chunk), self.end)
-            if lo < hi:
-                piece = chunk[lo - pos : hi - pos]
-                if self.out is not None:
-                    self.out.seek(lo - self.start)
-                    self.out.write(piece)
-                else:
-                    self.buffer[lo - self.start : hi - self.start] = piece
-                if self.present and self.present[-1][1] == lo:
-                    self.present[-1] = (self.present[-1][0], hi)
-                else:
-                    self.present.append((lo, hi))
-            pos += len(chunk)
-            if pos >= self.end:
-                return
-
-    def holes(self) -> list[tuple[int, int]]:
-        """The parts of the range the archive does not hold."""
-        out, pos = [], self.start
-        for lo, hi in self.present:
-            if lo > pos:
-                out.append((pos, lo))
-            pos = max(pos, hi)
-        if pos < self.end:
-            out.append((pos, self.end))
-        return out
 
 
 def memory_model(
@@ -388,5 +359,53 @@ def memory_model(
         progress=progress,
         read_images=True,
     )
+    return scan, memory_of(scan)
+
+
+def memory_of(scan: ArchiveScan) -> MemoryModel:
+    """The memory model of a scan, from its images and the pages members' sizes."""
     sizes = {m.name: m.size for m in scan.members if PAGES_RE.match(m.name)}
-    return scan, build_model(scan.images, sizes)
+    return build_model(scan.images, sizes)
+
+
+class ScanHooks(Protocol):
+    """What sees the CRIU images and the large members during a scan (``MemoryWalk``...)."""
+
+    def on_image(self, name: str, data: bytes) -> None: ...
+
+    def on_member(self, entry: Entry) -> None: ...
+
+
+class PagesHook(ScanHooks, Protocol):
+    """What reads process memory during a scan: hooks for scan_archive, then a reader."""
+
+    problems: list[Problem]
+
+    def read(self, pid: int, start: int, end: int) -> bytes | None: ...
+
+
+def scan_with(
+    hook: ScanHooks,
+    path: str | os.PathLike[str],
+    *,
+    stdin: BinaryIO | None = None,
+    hash_input: bool | None = None,
+    progress: ProgressCallback | None = None,
+    on_nested: Callable[[str, Entry], None] | None = None,
+) -> ArchiveScan:
+    """Scan an archive once, keeping every CRIU image, with ``hook`` reading process memory."""
+    try:
+        return scan_archive(
+            path,
+            stdin=stdin,
+            hash_input=hash_input,
+            progress=progress,
+            read_images=True,
+            on_member=hook.on_member,
+            on_image=hook.on_image,
+            on_nested=on_nested,
+        )
+    finally:
+        close = getattr(hook, "close", None)
+        if close is not None:
+            close()  # the argv/env reader reads the pages it had to spool

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from kcheckpoint.errors import InputError
+from kcheckpoint.inspect.criu.walk import PagesHook
 from kcheckpoint.inspect.model import InputInfo, Problem, secrets_warning
 from kcheckpoint.inspect.reader.engines import container_of, parse_metadata
 from kcheckpoint.inspect.reader.scan import process_count, scan_archive, sizes_of
@@ -51,7 +52,7 @@ from .pages import (
     compare_seekable,
     merged,
 )
-from .side import CONTENT_LIMIT, CONTENT_TOTAL, PagesHook, Side, pages_offsets, read_side
+from .side import CONTENT_LIMIT, CONTENT_TOTAL, Side, pages_offsets, read_side
 
 #: Lines of unified diff shown per file with --content.
 CONTENT_LINES = 400

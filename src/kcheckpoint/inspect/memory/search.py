@@ -299,22 +299,34 @@ class SearchResult:
     warnings: list[Any]
 
 
-class _SearchSink:
+class CountingSink:
+    """The part every scanning sink shares: how many bytes of memory, and of other files
+    (``--everywhere``), it was given."""
+
+    def __init__(self) -> None:
+        self.memory_bytes = 0
+        self.other_bytes = 0
+
+    def count(self, info: Any) -> None:
+        """Count a ``criu.walk.SegmentInfo``."""
+        if info.in_memory:
+            self.memory_bytes += info.length
+        else:
+            self.other_bytes += info.length
+
+
+class _SearchSink(CountingSink):
     def __init__(self, needle: Needle, context: int, max_hits: int | None) -> None:
+        super().__init__()
         self.needle = needle
         self.context = context
         self.max_hits = max_hits
         self.raw: list[tuple[Any, Match]] = []
         self.total = 0
-        self.memory_bytes = 0
-        self.other_bytes = 0
 
     def segment(self, info: Any, chunks: Iterable[bytes]) -> None:
-        base = info.vaddr if info.vaddr is not None else info.offset
-        if info.path is None and info.member.startswith("checkpoint/pages-"):
-            self.memory_bytes += info.length
-        else:
-            self.other_bytes += info.length
+        base = info.base
+        self.count(info)
         for m in search_stream(self.needle, chunks, base, self.context):
             self.total += 1
             if self.max_hits is None or len(self.raw) < self.max_hits:

@@ -23,6 +23,8 @@ from kcheckpoint.inspect.rules.secrets import (
     scan_chunks,
 )
 
+from .search import CountingSink
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -94,19 +96,15 @@ class SecretsResult:
     warnings: list[Any]
 
 
-class _SecretSink:
+class _SecretSink(CountingSink):
     def __init__(self, matcher: SecretMatcher) -> None:
+        super().__init__()
         self.matcher = matcher
         self.raw: list[tuple[Any, RawFinding]] = []
-        self.memory_bytes = 0
-        self.other_bytes = 0
 
     def segment(self, info: Any, chunks: Iterable[bytes]) -> None:
-        base = info.vaddr if info.vaddr is not None else info.offset
-        if info.path is None and info.member.startswith("checkpoint/pages-"):
-            self.memory_bytes += info.length
-        else:
-            self.other_bytes += info.length
+        base = info.base
+        self.count(info)
         found = list(scan_chunks(self.matcher, chunks, base))
         self.raw.extend((info, f) for f in drop_shadowed(found))
 
