@@ -40,7 +40,7 @@ from synth import parse_size, write_archive
 KCHECKPOINT = [sys.executable, "-m", "kcheckpoint", "-q"]
 READ_ONCE = (
     "import sys\n"
-    "from kcheckpoint.inspect.source import open_input\n"
+    "from kcheckpoint.inspect.reader.source import open_input\n"
     "buf = bytearray(1 << 20)\n"
     "for path in sys.argv[1:]:\n"
     "    with open_input(path, hash_input=False) as src:\n"
@@ -100,7 +100,7 @@ def check(a: Path, b: Path) -> str:
 def in_process(a: Path, b: Path, repeat: int) -> tuple[float, float]:
     """Median seconds of diff_archives(a, b) and of reading both once, inside this process."""
     from kcheckpoint.inspect.diff import diff_archives
-    from kcheckpoint.inspect.source import open_input
+    from kcheckpoint.inspect.reader.source import open_input
 
     def read_once() -> None:
         buf = bytearray(1 << 20)

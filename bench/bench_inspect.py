@@ -54,7 +54,7 @@ def extract_images(path: Path, dest: Path) -> Path:
     """checkpoint/ of an archive, pages included, extracted for crit."""
     import tarfile
 
-    from kcheckpoint.inspect.source import open_input
+    from kcheckpoint.inspect.reader.source import open_input
 
     with (
         open_input(path, hash_input=False) as src,

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synth import parse_size, write_archive
 
-from kcheckpoint.inspect.search import compile_needle, search_archive
-from kcheckpoint.inspect.secrets import RULES
-from kcheckpoint.inspect.secretscan import scan_archive_secrets
+from kcheckpoint.inspect.memory.search import compile_needle, search_archive
+from kcheckpoint.inspect.memory.secrets import scan_archive_secrets
+from kcheckpoint.inspect.rules.secrets import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "podman" / "webapp-t1.tar"
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     grep_env = dict(os.environ, LC_ALL="C")
     grep_version = subprocess.run(["grep", "--version"], capture_output=True, text=True)
-    from kcheckpoint.inspect.secrets import SecretMatcher
+    from kcheckpoint.inspect.rules.secrets import SecretMatcher
 
     engine = SecretMatcher().engine
     print(

@@ -6,8 +6,8 @@ import functools
 import tarfile
 from pathlib import Path
 
-from kcheckpoint.inspect.scan import scan_archive
-from kcheckpoint.inspect.source import open_input
+from kcheckpoint.inspect.reader.scan import scan_archive
+from kcheckpoint.inspect.reader.source import open_input
 
 from .conftest import PODMAN_T1
 

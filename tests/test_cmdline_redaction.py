@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kcheckpoint.inspect.criu.checkpoint import process_list
-from kcheckpoint.inspect.scan import scan_archive
-from kcheckpoint.inspect.secrets import redact_secrets
+from kcheckpoint.inspect.reader.scan import scan_archive
+from kcheckpoint.inspect.rules.secrets import redact_secrets
 
 from .conftest import IDLE
 

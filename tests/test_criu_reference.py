@@ -38,7 +38,7 @@ import pytest
 
 from kcheckpoint.inspect.criu.checkpoint import image_set, inspect_scan
 from kcheckpoint.inspect.criu.images import image_type, read_image
-from kcheckpoint.inspect.scan import scan_archive
+from kcheckpoint.inspect.reader.scan import scan_archive
 
 from ._criu import extract
 from .conftest import ALL_FIXTURES, fixture_id

@@ -16,7 +16,7 @@ import pytest
 
 from kcheckpoint.inspect.criu.memory import MemoryReader
 from kcheckpoint.inspect.diff import CheckpointDiff, DiffOptions, diff_archives
-from kcheckpoint.inspect.scan import scan_archive
+from kcheckpoint.inspect.reader.scan import scan_archive
 
 from .conftest import CONTAINERD, CRIO, IDLE, PODMAN_T1, PODMAN_T2
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kcheckpoint.inspect.criu.memory import MemoryReader, PageRun, ProcessMemory
 from kcheckpoint.inspect.diff import diff_archives
 from kcheckpoint.inspect.diff.pages import _pieces, differing_pages
-from kcheckpoint.inspect.scan import scan_archive
+from kcheckpoint.inspect.reader.scan import scan_archive
 
 PAGE = 4096
 BENCH = Path(__file__).resolve().parent.parent / "bench"

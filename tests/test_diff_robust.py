@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kcheckpoint.errors import KCheckpointError
 from kcheckpoint.inspect.diff import diff_archives
-from kcheckpoint.inspect.scan import scan_archive
+from kcheckpoint.inspect.reader.scan import scan_archive
 from kcheckpoint.render.diff import diff_text
 from kcheckpoint.render.jsonout import dumps
 

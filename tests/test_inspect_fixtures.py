@@ -175,10 +175,10 @@ def test_cli_reads_stdin(cli) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("archive", [PODMAN_T1, IDLE, PODMAN_T3], ids=fixture_id)
 def test_one_pass_reader_agrees_with_the_memory_model(archive: Path) -> None:
     """The stream-mode argv/env capture and the memory model's reader give the same bytes."""
-    from kcheckpoint.inspect.criu.args import ArgsReader
     from kcheckpoint.inspect.criu.images import read_image
     from kcheckpoint.inspect.criu.memory import MemoryReader
-    from kcheckpoint.inspect.scan import scan_archive
+    from kcheckpoint.inspect.criu.sinks import ArgsReader
+    from kcheckpoint.inspect.reader.scan import scan_archive
 
     args = ArgsReader()
     scan = scan_archive(archive, read_images=True, on_member=args.on_member, on_image=args.on_image)

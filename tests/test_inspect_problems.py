@@ -14,7 +14,7 @@ import pytest
 
 from kcheckpoint.inspect.criu.checkpoint import inspect_path
 from kcheckpoint.inspect.criu.images import read_image, write_image
-from kcheckpoint.inspect.source import open_input
+from kcheckpoint.inspect.reader.source import open_input
 
 from .conftest import IDLE
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kcheckpoint.inspect.criu.checkpoint import inspect_scan
-from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
+from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive
 from kcheckpoint.render.inspect_tree import SECTIONS, Selection, json_data, tree_text
 from kcheckpoint.render.jsonout import dumps
 

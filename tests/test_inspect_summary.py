@@ -43,7 +43,7 @@ def test_summary_json_has_the_command(cli) -> None:  # type: ignore[no-untyped-d
 
 
 def _member(path: Path, name: str) -> bytes:
-    from kcheckpoint.inspect.source import open_input
+    from kcheckpoint.inspect.reader.source import open_input
 
     with (
         open_input(path, hash_input=False) as src,

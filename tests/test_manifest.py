@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kcheckpoint.inspect.manifest import build_manifest, parse_sha256sum, sha256sum_lines
+from kcheckpoint.inspect.evidence.manifest import build_manifest, parse_sha256sum, sha256sum_lines
 
 from .conftest import ALL_FIXTURES, CONTAINERD, IDLE, PODMAN_T1, fixture_id
 

@@ -17,9 +17,9 @@ from kcheckpoint.inspect.criu.memory import (
     MemoryReader,
     runs_of,
 )
-from kcheckpoint.inspect.memwalk import memory_model
-from kcheckpoint.inspect.scan import scan_archive
-from kcheckpoint.inspect.search import compile_needle, search_archive
+from kcheckpoint.inspect.criu.walk import memory_model
+from kcheckpoint.inspect.memory.search import compile_needle, search_archive
+from kcheckpoint.inspect.reader.scan import scan_archive
 
 from .conftest import PODMAN_T1, WEBAPPS, fixture_id
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kcheckpoint.inspect.search import compile_needle, escape_bytes, search_stream
+from kcheckpoint.inspect.memory.search import compile_needle, escape_bytes, search_stream
 
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from kcheckpoint.inspect.search import compile_needle, search_archive
+from kcheckpoint.inspect.memory.search import compile_needle, search_archive
 
 from .conftest import CONTAINERD, CRIO, IDLE, PODMAN_T1, WEBAPPS, fixture_id
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from kcheckpoint.inspect import search as search_module
-from kcheckpoint.inspect.search import compile_needle, search_archive
+from kcheckpoint.inspect.memory import search as search_module
+from kcheckpoint.inspect.memory.search import compile_needle, search_archive
 from kcheckpoint.render.jsonout import to_data
 
 from .conftest import PODMAN_T1

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kcheckpoint.inspect.secretscan import scan_archive_secrets
+from kcheckpoint.inspect.memory.secrets import scan_archive_secrets
 
 from .conftest import CONTAINERD, CRIO, IDLE, PODMAN_T1, PODMAN_T2, PODMAN_T3, fixture_id
 

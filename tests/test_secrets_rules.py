@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kcheckpoint.inspect.secrets import (
+from kcheckpoint.inspect.rules.secrets import (
     RULES,
     Fingerprinter,
     SecretMatcher,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kcheckpoint.errors import CorruptCompression
-from kcheckpoint.inspect.zstdstream import ZstdReader
+from kcheckpoint.inspect.reader.zstdstream import ZstdReader
 
 from .conftest import IDLE
 

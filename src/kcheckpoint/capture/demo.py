@@ -188,7 +188,7 @@ def bytes_writer(payload: bytes) -> ArchiveWriter:
 
 def sample_writer(sample: Path = SAMPLE) -> ArchiveWriter:
     """A writer that decompresses ``sample`` into the location: a plain tar, as runtimes write."""
-    from kcheckpoint.inspect.source import open_input
+    from kcheckpoint.inspect.reader.source import open_input
 
     def write(_ctr: FakeContainer, location: str) -> None:
         fd = open_like_runtime(location)

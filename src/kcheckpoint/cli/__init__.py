@@ -1,4 +1,8 @@
-"""The kcheckpoint command line: the only place that prints and chooses exit codes."""
+"""The kcheckpoint command line: the only place that prints and chooses exit codes.
+
+May import every other room: ``inspect``, ``render``, ``capture`` (lazily, for ``serve`` and
+``capture``) and ``errors``.
+"""
 
 from __future__ import annotations
 

@@ -100,6 +100,17 @@ class SecretsWarning:
     message: str
 
 
+def secrets_warning(processes: int, memory_bytes: int) -> list[SecretsWarning]:
+    """The warning every command gives for an archive that holds memory pages."""
+    if memory_bytes <= 0:
+        return []
+    message = (
+        f"this checkpoint holds {memory_bytes} bytes of memory pages from {processes} "
+        "process(es); memory may hold passwords, keys and tokens: handle it as a secret"
+    )
+    return [SecretsWarning(processes=processes, memory_bytes=memory_bytes, message=message)]
+
+
 @dataclass(frozen=True, slots=True)
 class Container:
     """Who was checkpointed, read from config.dump and spec.dump annotations."""

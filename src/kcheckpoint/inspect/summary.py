@@ -5,41 +5,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, BinaryIO
 
-from .engines import container_of, iso_time, parse_metadata
-from .members import CORE_RE, PAGES_RE, category, secret_reason
-from .model import Listing, Member, Problem, SecretsWarning, Sizes, Summary
-from .scan import ArchiveScan, scan_archive
-from .source import ProgressCallback
+from kcheckpoint.inspect.reader.engines import container_of, iso_time, parse_metadata
+from kcheckpoint.inspect.reader.members import category, secret_reason
+from kcheckpoint.inspect.reader.scan import ArchiveScan, process_count, scan_archive, sizes_of
+from kcheckpoint.inspect.reader.source import ProgressCallback
+
+from .model import Listing, Member, Problem, Summary, secrets_warning
 
 if TYPE_CHECKING:
     from .criu.decode import ReadMemory
-
-
-def sizes_of(scan: ArchiveScan) -> Sizes:
-    """Sizes summed from the tar headers."""
-    files = [m for m in scan.members if m.type == "file"]
-    return Sizes(
-        total=sum(m.size for m in files),
-        checkpoint=sum(m.size for m in files if m.name.startswith("checkpoint/")),
-        memory_pages=sum(m.size for m in files if PAGES_RE.match(m.name)),
-        rootfs_diff=sum(m.size for m in files if m.name == "rootfs-diff.tar"),
-    )
-
-
-def process_count(scan: ArchiveScan) -> int:
-    """The number of ``core-*.img`` images: processes and their threads."""
-    return sum(1 for m in scan.members if CORE_RE.match(m.name))
-
-
-def secrets_warning(processes: int, memory_bytes: int) -> list[SecretsWarning]:
-    """The warning every command gives for an archive that holds memory pages."""
-    if memory_bytes <= 0:
-        return []
-    message = (
-        f"this checkpoint holds {memory_bytes} bytes of memory pages from {processes} "
-        "process(es); memory may hold passwords, keys and tokens: handle it as a secret"
-    )
-    return [SecretsWarning(processes=processes, memory_bytes=memory_bytes, message=message)]
 
 
 def summarize(scan: ArchiveScan, read_memory: ReadMemory | None = None) -> Summary:
@@ -111,7 +85,7 @@ def summarize_path(
     progress: ProgressCallback | None = None,
 ) -> Summary:
     """Scan and summarise one archive (reading only the memory that holds argv)."""
-    from .criu.args import scan_with_args
+    from .criu.sinks import scan_with_args
 
     scan, args = scan_with_args(path, stdin=stdin, hash_input=hash_input, progress=progress)
     return summarize(scan, args.read)

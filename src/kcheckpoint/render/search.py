@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kcheckpoint.inspect.search import Hit, SearchResult
+from kcheckpoint.inspect.memory.search import Hit, SearchResult
 
 from .text import table
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kcheckpoint.inspect.secretscan import Finding, Location, SecretsResult
+from kcheckpoint.inspect.memory.secrets import Finding, Location, SecretsResult
 
 from .text import size, table
 

@@ -1,1 +1,1 @@
-"""One module per CLI command."""
+"""One module per CLI command, loaded on demand by ``cli.app`` (see ``cli/__init__.py``)."""

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from kcheckpoint.errors import MemberNotFound
-from kcheckpoint.inspect.extract import ExtractResult, check_output_dir, extract_archive
-from kcheckpoint.inspect.manifest import ManifestEntry, sha256sum_lines
-from kcheckpoint.inspect.memextract import extract_memory
+from kcheckpoint.inspect.evidence.extract import ExtractResult, check_output_dir, extract_archive
+from kcheckpoint.inspect.evidence.manifest import ManifestEntry, sha256sum_lines
+from kcheckpoint.inspect.memory.extract import extract_memory
 from kcheckpoint.render.jsonout import dumps, dumps_lines
 
 from ..common import ArchiveArgument, FormatOption, report, stdin_for

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from kcheckpoint.errors import ArchiveNotFound, FormatError, InputError
-from kcheckpoint.inspect.manifest import (
+from kcheckpoint.inspect.evidence.manifest import (
     Manifest,
     build_manifest,
     compare,

@@ -9,8 +9,9 @@ import typer
 
 from kcheckpoint.errors import InputError, MemberNotFound, UnsafeOutput
 from kcheckpoint.inspect.criu.memory import mapping_rows, process_row
-from kcheckpoint.inspect.memwalk import RangeCapture, memory_model, walk_memory
-from kcheckpoint.inspect.summary import secrets_warning
+from kcheckpoint.inspect.criu.sinks import RangeCapture
+from kcheckpoint.inspect.criu.walk import memory_model, walk_memory
+from kcheckpoint.inspect.model import secrets_warning
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.memory import hexdump_lines, mappings_text, processes_text
 

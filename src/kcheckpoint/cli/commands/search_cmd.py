@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kcheckpoint.inspect.search import compile_needle, search_archive
+from kcheckpoint.inspect.memory.search import compile_needle, search_archive
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.search import CSV_COLUMNS, csv_rows, search_text
 

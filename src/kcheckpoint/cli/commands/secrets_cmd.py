@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from kcheckpoint.inspect.secrets import RULES
-from kcheckpoint.inspect.secretscan import scan_archive_secrets
+from kcheckpoint.inspect.memory.secrets import scan_archive_secrets
+from kcheckpoint.inspect.rules.secrets import RULES
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.secrets import CSV_COLUMNS, csv_rows, secrets_text
 

@@ -9,18 +9,17 @@ import os
 import shlex
 from typing import Any, BinaryIO
 
-from kcheckpoint.inspect.engines import container_of, parse_metadata
-from kcheckpoint.inspect.model import Problem
-from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
-from kcheckpoint.inspect.source import ProgressCallback
-from kcheckpoint.inspect.summary import secrets_warning, sizes_of
+from kcheckpoint.inspect.model import Problem, secrets_warning
+from kcheckpoint.inspect.reader.engines import container_of, parse_metadata
+from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive, sizes_of
+from kcheckpoint.inspect.reader.source import ProgressCallback
 
 from . import system
-from .args import ArgsReader, scan_with_args
 from .decode import ProcessDecoder, ReadMemory
 from .imageset import PREFIX, ImageSet
 from .memory import MemoryReader
 from .model import Inspection, Metadata, Process
+from .sinks import ArgsReader, scan_with_args
 
 
 def image_set(scan: ArchiveScan) -> ImageSet:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kcheckpoint.inspect.model import Problem
+from kcheckpoint.inspect.rules.secrets import redact_secrets
 
-from ..secrets import redact_secrets
 from .imageset import ImageSet
 from .memory import entry_flags, entry_pages
 from .memory import page_size_of as page_size

@@ -7,7 +7,7 @@ Entries with PE_PARENT or lazy-only pages take no room in the pages file. A page
 live process points to is *stale*: it is reported, never blamed on a pid.
 
 This module is the model (no page is read here, except by ``MemoryReader``);
-``kcheckpoint.inspect.memwalk`` streams the pages during the one pass. To read bytes
+``kcheckpoint.inspect.criu.walk`` streams the pages during the one pass. To read bytes
 ``[start, end)`` of a process's memory from a seekable (plain tar) archive::
 
     scan = scan_archive(path, read_images=True)

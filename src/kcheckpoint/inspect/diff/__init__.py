@@ -1,5 +1,8 @@
 """``kcheckpoint diff``: what changed between two checkpoints, in processes, memory, open files,
-sockets, filesystem, metadata and members."""
+sockets, filesystem, metadata and members.
+
+May import: ``kcheckpoint.errors``, ``inspect.model``, ``inspect.reader`` and ``inspect.criu``.
+"""
 
 from __future__ import annotations
 

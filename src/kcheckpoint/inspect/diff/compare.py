@@ -9,9 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from kcheckpoint.inspect.archive import TarMember
 from kcheckpoint.inspect.criu.model import Inspection, Mount, Process, Socket, SpecMount
 from kcheckpoint.inspect.model import Container
+from kcheckpoint.inspect.reader.archive import TarMember
 
 from .model import (
     ADDED,

@@ -22,11 +22,11 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from kcheckpoint.errors import InputError
-from kcheckpoint.inspect.engines import container_of, parse_metadata
-from kcheckpoint.inspect.model import InputInfo, Problem
-from kcheckpoint.inspect.scan import scan_archive
-from kcheckpoint.inspect.source import ProgressCallback, open_input
-from kcheckpoint.inspect.summary import process_count, secrets_warning, sizes_of
+from kcheckpoint.inspect.criu.walk import PagesHook
+from kcheckpoint.inspect.model import InputInfo, Problem, secrets_warning
+from kcheckpoint.inspect.reader.engines import container_of, parse_metadata
+from kcheckpoint.inspect.reader.scan import process_count, scan_archive, sizes_of
+from kcheckpoint.inspect.reader.source import ProgressCallback, open_input
 
 from . import compare
 from .lockstep import BUFFER, lockstep
@@ -52,7 +52,7 @@ from .pages import (
     compare_seekable,
     merged,
 )
-from .side import CONTENT_LIMIT, CONTENT_TOTAL, PagesHook, Side, pages_offsets, read_side
+from .side import CONTENT_LIMIT, CONTENT_TOTAL, Side, pages_offsets, read_side
 
 #: Lines of unified diff shown per file with --content.
 CONTENT_LINES = 400

@@ -23,14 +23,13 @@ import hashlib
 import mmap
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from kcheckpoint.inspect.archive import Entry
-from kcheckpoint.inspect.criu.decode import MAX_ARGS_BYTES
-from kcheckpoint.inspect.criu.memory import MemoryModel, ProcessMemory, decode_image, page_size_of
-from kcheckpoint.inspect.memwalk import MemoryWalk, SegmentInfo
+from kcheckpoint.inspect.criu.memory import MemoryModel, ProcessMemory
+from kcheckpoint.inspect.criu.sinks import ArgvCapture
+from kcheckpoint.inspect.criu.walk import MemoryWalk, SegmentInfo
 from kcheckpoint.inspect.model import Problem
+from kcheckpoint.inspect.reader.archive import Entry
 
 DIGEST_BYTES = 16
 #: pid -> merged [start, end) ranges of changed pages.
@@ -78,58 +77,6 @@ def differing_pages(
         mid = lo + max(1, (hi - lo) // psize // 2) * psize
         stack.append((mid, hi))
         stack.append((lo, mid))
-
-
-@dataclass
-class _Want:
-    start: int
-    end: int
-    data: bytearray
-    covered: int = 0
-
-
-class ArgvCapture:
-    """Keeps each process's argv and env bytes as its pages go by (a ``ReadMemory``)."""
-
-    def __init__(self, images: Mapping[str, bytes]) -> None:
-        self._images = images
-        self._wants: dict[int, list[_Want]] = {}
-        self._page_size: dict[int, int] = {}
-
-    def _mm(self, pid: int) -> Any | None:
-        name = f"checkpoint/mm-{pid}.img"
-        data = self._images.get(name)
-        image = decode_image(name, data, []) if data else None
-        return image.entries[0] if image is not None and image.entries else None
-
-    def prepare(self, pid: int) -> int:
-        """Read pid's mm image once: its argv/env ranges; returns its page size."""
-        if pid not in self._wants:
-            mm = self._mm(pid)
-            wants = []
-            if mm is not None:
-                for start, end in (
-                    (mm.mm_arg_start, mm.mm_arg_end),
-                    (mm.mm_env_start, mm.mm_env_end),
-                ):
-                    if 0 < end - start <= MAX_ARGS_BYTES:
-                        wants.append(_Want(start, end, bytearray(end - start)))
-            self._wants[pid] = wants
-            self._page_size[pid] = page_size_of(mm)
-        return self._page_size[pid]
-
-    def feed(self, pid: int, vaddr: int, chunk: bytes) -> None:
-        for w in self._wants.get(pid, ()):
-            lo, hi = max(vaddr, w.start), min(vaddr + len(chunk), w.end)
-            if lo < hi:
-                w.data[lo - w.start : hi - w.start] = chunk[lo - vaddr : hi - vaddr]
-                w.covered += hi - lo
-
-    def read(self, pid: int, start: int, end: int) -> bytes | None:
-        for w in self._wants.get(pid, ()):
-            if (w.start, w.end) == (start, end):
-                return bytes(w.data) if w.covered else None
-        return None
 
 
 class _Sink:

@@ -7,18 +7,19 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from kcheckpoint.inspect.archive import Entry
-from kcheckpoint.inspect.criu.args import ArgsReader
 from kcheckpoint.inspect.criu.checkpoint import inspect_scan
 from kcheckpoint.inspect.criu.decode import ReadMemory
-from kcheckpoint.inspect.criu.memory import PAGES_RE, MemoryModel, build_model
+from kcheckpoint.inspect.criu.memory import PAGES_RE, MemoryModel
 from kcheckpoint.inspect.criu.model import Inspection
-from kcheckpoint.inspect.engines import parse_metadata
-from kcheckpoint.inspect.model import Problem, RootfsDiff
-from kcheckpoint.inspect.scan import ArchiveScan, scan_archive
-from kcheckpoint.inspect.source import ProgressCallback
+from kcheckpoint.inspect.criu.sinks import ArgsReader
+from kcheckpoint.inspect.criu.walk import PagesHook, memory_of, scan_with
+from kcheckpoint.inspect.model import RootfsDiff
+from kcheckpoint.inspect.reader.archive import Entry
+from kcheckpoint.inspect.reader.engines import parse_metadata
+from kcheckpoint.inspect.reader.scan import ArchiveScan
+from kcheckpoint.inspect.reader.source import ProgressCallback
 
 from .model import FsState
 
@@ -28,18 +29,6 @@ CONTENT_LIMIT = 256 << 10
 #: ... up to this much in all, per archive: memory stays bounded whatever the rootfs diff holds.
 CONTENT_TOTAL = 32 << 20
 _CHUNK = 1 << 20
-
-
-class PagesHook(Protocol):
-    """What reads process memory during the pass: hooks for scan_archive, then a reader."""
-
-    problems: list[Problem]
-
-    def on_image(self, name: str, data: bytes) -> None: ...
-
-    def on_member(self, entry: Entry) -> None: ...
-
-    def read(self, pid: int, start: int, end: int) -> bytes | None: ...
 
 
 @dataclass
@@ -118,15 +107,8 @@ def read_side(
     """Scan ``path`` once and decode it. ``pages`` reads memory (default: argv and env only)."""
     hook: PagesHook = pages if pages is not None else ArgsReader()
     rootfs = RootfsFiles(keep_content)
-    scan = scan_archive(
-        path,
-        stdin=stdin,
-        hash_input=hash_input,
-        progress=progress,
-        read_images=True,
-        on_member=hook.on_member,
-        on_image=hook.on_image,
-        on_nested=rootfs,
+    scan = scan_with(
+        hook, path, stdin=stdin, hash_input=hash_input, progress=progress, on_nested=rootfs
     )
     finish = getattr(hook, "finish", None)
     memory = finish() if finish is not None else memory_of(scan)
@@ -143,12 +125,6 @@ def read_side(
         contents=rootfs.contents,
         memory=memory,
     )
-
-
-def memory_of(scan: ArchiveScan) -> MemoryModel:
-    """The memory model of a scan, from its images and the pages members' sizes."""
-    sizes = {m.name: m.size for m in scan.members if PAGES_RE.match(m.name)}
-    return build_model(scan.images, sizes)
 
 
 def pages_offsets(scan: ArchiveScan) -> dict[str, int]:

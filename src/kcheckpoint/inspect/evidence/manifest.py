@@ -1,0 +1,162 @@
+"""SHA-256 of every member, and of every file inside rootfs-diff.tar, in one pass.
+
+Paths in a manifest are where ``kcheckpoint extract`` writes each file: archive members under their
+own (normalised) names, and the files inside ``rootfs-diff.tar`` under ``rootfs-diff/``. So a
+manifest checks an extracted tree with ``sha256sum -c``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, cast
+
+from kcheckpoint.errors import FormatError, InputError
+from kcheckpoint.inspect.model import InputInfo, Problem
+from kcheckpoint.inspect.reader.archive import Entry, walk_input, walk_nested
+from kcheckpoint.inspect.reader.source import HashingReader, ProgressCallback, open_input
+
+#: The directory the files of rootfs-diff.tar are extracted to and named under.
+ROOTFS_PREFIX = "rootfs-diff/"
+ROOTFS_MEMBER = "rootfs-diff.tar"
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file of the archive (or of its rootfs diff) and its digest."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class Manifest:
+    """Digests of every regular file, in archive order."""
+
+    input: InputInfo
+    entries: list[ManifestEntry] = field(default_factory=list)
+    #: Members that are not regular files (directories, links, devices) are not hashed.
+    skipped: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def build_manifest(
+    path: str | os.PathLike[str],
+    *,
+    stdin: BinaryIO | None = None,
+    progress: ProgressCallback | None = None,
+) -> Manifest:
+    """Hash every member and every file in rootfs-diff.tar, reading the archive once."""
+    with open_input(path, stdin=stdin, hash_input=True, progress=progress) as src:
+        manifest = Manifest(InputInfo(src.path, src.size, src.compression, "", None))
+        for entry in walk_input(src):
+            _add(manifest, entry)
+        manifest.input = src.info(hash_seekable=True)
+    return manifest
+
+
+def _add(manifest: Manifest, entry: Entry) -> None:
+    member = entry.member
+    if member.unsafe:
+        manifest.problems.append(Problem(member.raw_name, "unsafe-name", member.unsafe))
+        return
+    if member.type != "file":
+        manifest.skipped.append(member.name)
+        return
+    with entry.open() as fh:
+        digest = _hash_rootfs(fh, manifest) if member.name == ROOTFS_MEMBER else hash_stream(fh)
+    manifest.entries.append(ManifestEntry(member.name, member.size, digest))
+
+
+def hash_stream(fh: BinaryIO) -> str:
+    """SHA-256 of what is left in a stream, read in chunks."""
+    sha = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    while n := fh.readinto(buf):  # type: ignore[attr-defined]
+        sha.update(view[:n])
+    return sha.hexdigest()
+
+
+def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
+    """Hash rootfs-diff.tar whole while hashing each file inside it, in the same read."""
+    counter = HashingReader(fh, hash_input=True, total=None)
+    tee = io.BufferedReader(counter, buffer_size=_CHUNK)
+    try:
+        for inner in walk_nested(cast(BinaryIO, tee), ROOTFS_MEMBER):
+            m = inner.member
+            if m.unsafe:
+                manifest.problems.append(
+                    Problem(f"{ROOTFS_MEMBER}:{m.raw_name}", "unsafe-name", m.unsafe)
+                )
+                continue
+            if m.type != "file" or m.name.rsplit("/", 1)[-1].startswith(".wh."):
+                continue
+            with inner.open() as inner_fh:
+                digest = hash_stream(inner_fh)
+            manifest.entries.append(ManifestEntry(ROOTFS_PREFIX + m.name, m.size, digest))
+    except (FormatError, InputError) as exc:  # a damaged nested tar: the rest still reads
+        manifest.problems.append(Problem(ROOTFS_MEMBER, "bad-nested-tar", str(exc)))
+    while tee.read(_CHUNK):
+        pass
+    return counter.sha256 or ""
+
+
+def sha256sum_lines(entries: list[ManifestEntry]) -> Iterator[str]:
+    """Lines in ``sha256sum`` format, with its escaping for names holding ``\\`` or a newline."""
+    for e in entries:
+        name = e.path
+        if "\\" in name or "\n" in name:
+            escaped = name.replace("\\", "\\\\").replace("\n", "\\n")
+            yield f"\\{e.sha256}  {escaped}\n"
+        else:
+            yield f"{e.sha256}  {name}\n"
+
+
+def parse_sha256sum(text: str) -> dict[str, str]:
+    """Read ``sha256sum`` output back: path -> digest. Raises FormatError on a bad line."""
+    result: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        escaped = line.startswith("\\")
+        body = line[1:] if escaped else line
+        digest, sep, name = body.partition("  ")
+        if not sep:
+            digest, sep, name = body.partition(" *")
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+            raise FormatError(f"manifest line {number} is not in sha256sum format")
+        if escaped:
+            name = name.replace("\\n", "\n").replace("\\\\", "\\")
+        result[name] = digest.lower()
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A path whose digest differs, or that is only on one side."""
+
+    path: str
+    #: "changed", "missing" (in the manifest, not in the archive) or "extra" (the reverse).
+    status: str
+    expected: str | None
+    actual: str | None
+
+
+def compare(expected: dict[str, str], manifest: Manifest) -> list[Mismatch]:
+    """Differences between a manifest's digests and an archive's, sorted by path."""
+    actual = {e.path: e.sha256 for e in manifest.entries}
+    out: list[Mismatch] = []
+    for path in sorted(expected.keys() | actual.keys()):
+        want, got = expected.get(path), actual.get(path)
+        if want == got:
+            continue
+        status = "missing" if got is None else "extra" if want is None else "changed"
+        out.append(Mismatch(path, status, want, got))
+    return out

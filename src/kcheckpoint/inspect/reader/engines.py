@@ -1,0 +1,194 @@
+"""Tell Podman, CRI-O and containerd archives apart, and read who was checkpointed.
+
+Identity comes from ``spec.dump`` annotations and ``config.dump``, never from the file name.
+
+References:
+    reference/kubelet-cri.md §3.3-3.5 (config.dump schema, annotations, member fingerprints);
+    reference/checkpointctl.md §1.1 and §7.4 (engine rule, container name per engine).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kcheckpoint.inspect.model import Container, Problem
+
+PODMAN = "podman"
+CRIO = "cri-o"
+CONTAINERD = "containerd"
+UNKNOWN = "unknown"
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+@dataclass
+class Metadata:
+    """The parsed JSON metadata members of one archive."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)
+    network_status: Any = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        value = self.spec.get("annotations")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def env(self) -> list[str]:
+        """``KEY=VALUE`` strings of the container's process, from spec.dump."""
+        process = self.spec.get("process")
+        env = process.get("env") if isinstance(process, dict) else None
+        return [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
+
+
+def parse_metadata(blobs: Mapping[str, bytes]) -> Metadata:
+    """Parse config.dump, spec.dump and network.status; a damaged one becomes a Problem."""
+    meta = Metadata()
+    for name, attr in (("config.dump", "config"), ("spec.dump", "spec")):
+        if name not in blobs:
+            continue
+        value = _load_json(name, blobs[name], meta.problems)
+        if isinstance(value, dict):
+            setattr(meta, attr, value)
+        elif value is not None:
+            meta.problems.append(Problem(name, "bad-metadata", f"{name} is not a JSON object"))
+    if "network.status" in blobs:
+        meta.network_status = _load_json("network.status", blobs["network.status"], meta.problems)
+    return meta
+
+
+def _load_json(name: str, data: bytes, problems: list[Problem]) -> Any:
+    if not data.strip():
+        problems.append(Problem(name, "bad-metadata", f"{name} is empty"))
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        problems.append(Problem(name, "bad-metadata", f"{name} is not valid JSON ({exc})"))
+        return None
+
+
+def detect_engine(annotations: Mapping[str, str], member_names: Collection[str]) -> str:
+    """Podman, CRI-O or containerd, by the spec annotations first, then by member fingerprints."""
+    manager = annotations.get("io.container.manager")
+    if manager == "libpod":
+        return PODMAN
+    if manager == "cri-o":
+        return CRIO
+    if any(k.startswith("io.kubernetes.cri.") for k in annotations):
+        return CONTAINERD
+    if any(k.startswith("io.kubernetes.cri-o.") for k in annotations):
+        return CRIO
+    if "bind.mounts" in member_names or "io.kubernetes.cri-o.LogPath" in member_names:
+        return CRIO
+    if "network.status" in member_names or "ctr.log" in member_names:
+        return PODMAN
+    if "status" in member_names or "status.dump" in member_names:
+        return CONTAINERD
+    return UNKNOWN
+
+
+def container_of(
+    meta: Metadata, member_names: Collection[str], *, dumped: str | None = None
+) -> Container:
+    """Build the Container record of an archive (``dumped``: see Container.dumped)."""
+    ann = meta.annotations
+    engine = detect_engine(ann, member_names)
+    config = meta.config
+    if engine == CRIO:
+        name = ann.get("io.kubernetes.container.name") or _crio_metadata_name(ann)
+        pod = ann.get("io.kubernetes.pod.name")
+        namespace = ann.get("io.kubernetes.pod.namespace")
+    elif engine == CONTAINERD:
+        name = ann.get("io.kubernetes.cri.container-name")
+        pod = ann.get("io.kubernetes.cri.sandbox-name")
+        namespace = ann.get("io.kubernetes.cri.sandbox-namespace")
+    else:
+        name, pod, namespace = None, None, None
+    if not name:
+        name = _str(config.get("name"))
+    return Container(
+        engine=engine,
+        name=name,
+        id=_str(config.get("id")),
+        image=_str(config.get("rootfsImageName"))
+        or _str(config.get("rootfsImage"))
+        or ann.get("io.kubernetes.cri.image-name")
+        or ann.get("io.kubernetes.cri-o.ImageName"),
+        runtime=_str(config.get("runtime")),
+        created=_time(config.get("createdTime")) or _time(ann.get("io.kubernetes.cri-o.Created")),
+        checkpointed=_time(config.get("checkpointedTime")),
+        pod=pod or None,
+        namespace=namespace or None,
+        ip=_ip(meta, ann),
+        dumped=dumped,
+    )
+
+
+def _crio_metadata_name(ann: Mapping[str, str]) -> str | None:
+    raw = ann.get("io.kubernetes.cri-o.Metadata")
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return _str(value.get("name")) if isinstance(value, dict) else None
+
+
+def _ip(meta: Metadata, ann: Mapping[str, str]) -> str | None:
+    ips = [ann[k] for k in sorted(ann) if k.startswith("io.kubernetes.cri-o.IP.")]
+    if ips:
+        return ",".join(ips)
+    found: list[str] = []
+    _collect_ips(meta.network_status, found)
+    return ",".join(found) if found else None
+
+
+def _collect_ips(node: Any, found: list[str]) -> None:
+    """Podman's network.status: {net: {interfaces: {eth0: {subnets: [{ipnet: ...}]}}}}."""
+    if isinstance(node, dict):
+        for key in sorted(node):
+            value = node[key]
+            if key == "ipnet" and isinstance(value, str):
+                found.append(value)
+            else:
+                _collect_ips(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _collect_ips(item, found)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _time(value: Any) -> str | None:
+    """Normalise an RFC 3339 time to ISO 8601 UTC with seconds; the zero time is None."""
+    if not isinstance(value, str) or not value or value == _ZERO_TIME:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Go writes nanoseconds; Python parses at most microseconds.
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_time(epoch: float) -> str:
+    """An epoch time as ISO 8601 UTC."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
