@@ -74,6 +74,7 @@ def harness(env_file: str | None) -> Iterator[Harness]:
 
 @contextlib.contextmanager
 def service(h: Harness, root: Path) -> Iterator[str]:
+    root.mkdir(parents=True, exist_ok=True)
     tokens = root / "tokens.csv"
     tokens.write_text(f"{TOKEN},bench,1,*\n")
     with socket.socket() as probe:
@@ -104,7 +105,9 @@ def service(h: Harness, root: Path) -> Iterator[str]:
 
 def measure(h: Harness, repeat: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=h.share))
-    spec = h.pod(NS, POD, CONTAINER, ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 1e9"])
+    spec = h.pod(
+        NS, POD, CONTAINER, ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"]
+    )
     direct: list[float] = []
     served: list[float] = []
     try:

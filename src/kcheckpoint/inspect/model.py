@@ -78,6 +78,9 @@ class RootfsDiff:
     #: Regular files, directories and links added or changed (the archive does not tell which).
     changed: list[FileEntry] = field(default_factory=list)
     deleted: list[DeletedPath] = field(default_factory=list)
+    #: Empty files and directories the OCI runtime created as targets of the spec's bind
+    #: mounts (runc's /etc/hostname, /etc/hosts, /etc/resolv.conf): not the workload's changes.
+    mount_points: list[FileEntry] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,11 @@ class Container:
     #: When CRIU wrote the images: the tar mtime of checkpoint/inventory.img. The only
     #: checkpoint time a Podman archive records (its config.dump has none).
     dumped: str | None = None
+    #: The container's state when it was checkpointed (containerd's status.dump: "running").
+    state: str | None = None
+    #: When the checkpoint this container had been restored from was taken (containerd's
+    #: status.dump annotations); None for a container that was started, not restored.
+    restored_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +160,8 @@ class Summary:
     processes: int
     rootfs_changed: int
     rootfs_deleted: int
+    #: Empty mount targets the runtime created (RootfsDiff.mount_points), not in rootfs_changed.
+    rootfs_mount_points: int
     members: int
     problems: list[Problem]
     warnings: list[SecretsWarning]

@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, BinaryIO
 
-from kcheckpoint.inspect.reader.engines import container_of, iso_time, parse_metadata
+from kcheckpoint.inspect.reader.engines import (
+    container_of,
+    iso_time,
+    parse_metadata,
+    split_mount_points,
+)
 from kcheckpoint.inspect.reader.members import category, secret_reason
 from kcheckpoint.inspect.reader.scan import ArchiveScan, process_count, scan_archive, sizes_of
 from kcheckpoint.inspect.reader.source import ProgressCallback
@@ -34,13 +39,15 @@ def summarize(scan: ArchiveScan, read_memory: ReadMemory | None = None) -> Summa
         if procs:
             processes = len(procs)
             command = main_command(procs)
+    rootfs = split_mount_points(scan.rootfs, meta)
     return Summary(
         input=scan.input,
         container=container_of(meta, scan.names, dumped=scan.dumped),
         sizes=sizes,
         processes=processes,
-        rootfs_changed=sum(1 for f in scan.rootfs.changed if f.type != "dir"),
-        rootfs_deleted=len(scan.rootfs.deleted),
+        rootfs_changed=sum(1 for f in rootfs.changed if f.type != "dir"),
+        rootfs_deleted=len(rootfs.deleted),
+        rootfs_mount_points=len(rootfs.mount_points),
         members=len(scan.members),
         problems=[*scan.problems, *meta.problems, *tree_problems],
         warnings=secrets_warning(processes, sizes.memory_pages),
@@ -70,7 +77,7 @@ def listing(scan: ArchiveScan) -> Listing:
         input=scan.input,
         container=container_of(meta, scan.names, dumped=scan.dumped),
         members=members,
-        rootfs=scan.rootfs,
+        rootfs=split_mount_points(scan.rootfs, meta),
         nested=scan.nested,
         problems=[*scan.problems, *meta.problems],
         warnings=secrets_warning(process_count(scan), sizes.memory_pages),

@@ -184,6 +184,8 @@ def tree_text(result: Inspection, sel: Selection) -> str:
         ("Runtime", c.runtime),
         ("Created", c.created),
         ("Checkpointed", c.checkpointed),
+        ("State", c.state),
+        ("Restored from a checkpoint of", c.restored_from),
         ("Pod", c.pod),
         ("Namespace", c.namespace),
         ("IP", c.ip),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kcheckpoint.inspect.model import Listing, Summary
+from kcheckpoint.inspect.model import FileEntry, Listing, Summary
 
 from .inspect_tree import printable
 from .text import ABSENT, size, table
@@ -35,6 +35,8 @@ def summary_row(s: Summary) -> list[str]:
     )
     pod = c.pod if c.pod else ("(no pod)" if c.engine == "podman" else None)
     changes = f"{s.rootfs_changed} changed, {s.rootfs_deleted} deleted"
+    if s.rootfs_mount_points:
+        changes += f" (+{s.rootfs_mount_points} mount points)"
     archive_size = s.input.size if s.input.size is not None else s.sizes.total
     return [
         c.namespace or ABSENT,
@@ -92,22 +94,13 @@ def listing_text(listing: Listing) -> str:
     rootfs = listing.rootfs
     label = "rootfs-diff.tar" + (" (gzip)" if rootfs.compression == "gzip" else "")
     parts.append(f"\nAdded or changed files in {label} ({len(rootfs.changed)})\n")
-    if rootfs.changed:
+    parts.append(_file_table(rootfs.changed))
+    if rootfs.mount_points:
         parts.append(
-            table(
-                ("path", "type", "size", "mode", "mtime"),
-                [
-                    [
-                        "/" + f.path + ("/" if f.type == "dir" else ""),
-                        f.type,
-                        size(f.size),
-                        f.mode,
-                        f.mtime,
-                    ]
-                    for f in rootfs.changed
-                ],
-            )
+            f"\nEmpty mount points the runtime created, not the workload's changes "
+            f"({len(rootfs.mount_points)})\n"
         )
+        parts.append(_file_table(rootfs.mount_points))
     parts.append(f"\nDeleted paths ({len(rootfs.deleted)})\n")
     if rootfs.deleted:
         parts.append(table(("path", "source"), [[d.path, d.source] for d in rootfs.deleted]))
@@ -125,3 +118,14 @@ def listing_text(listing: Listing) -> str:
                 )
             )
     return "".join(parts)
+
+
+def _file_table(files: list[FileEntry]) -> str:
+    """Files of rootfs-diff.tar as a table (nothing when there are none)."""
+    if not files:
+        return ""
+    rows = [
+        ["/" + f.path + ("/" if f.type == "dir" else ""), f.type, size(f.size), f.mode, f.mtime]
+        for f in files
+    ]
+    return table(("path", "type", "size", "mode", "mtime"), rows)

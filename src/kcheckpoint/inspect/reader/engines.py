@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kcheckpoint.inspect.model import Container, Problem
+from kcheckpoint.inspect.model import Container, FileEntry, Problem, RootfsDiff
 
 PODMAN = "podman"
 CRIO = "cri-o"
@@ -24,6 +24,9 @@ UNKNOWN = "unknown"
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
+#: CRI's ContainerState, as containerd writes it (an integer) into status.dump.
+CRI_STATES = {0: "created", 1: "running", 2: "exited", 3: "unknown"}
+
 
 @dataclass
 class Metadata:
@@ -31,6 +34,8 @@ class Metadata:
 
     config: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict)
+    #: containerd's status.dump: the CRI ContainerStatus at checkpoint time.
+    status: dict[str, Any] = field(default_factory=dict)
     network_status: Any = None
     problems: list[Problem] = field(default_factory=list)
 
@@ -46,11 +51,21 @@ class Metadata:
         env = process.get("env") if isinstance(process, dict) else None
         return [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
 
+    @property
+    def mount_destinations(self) -> set[str]:
+        """The spec's mount destinations, without their leading slash."""
+        mounts = self.spec.get("mounts")
+        if not isinstance(mounts, list):
+            return set()
+        found = {m.get("destination") for m in mounts if isinstance(m, dict)}
+        return {d.strip("/") for d in found if isinstance(d, str) and d.strip("/")}
+
 
 def parse_metadata(blobs: Mapping[str, bytes]) -> Metadata:
-    """Parse config.dump, spec.dump and network.status; a damaged one becomes a Problem."""
+    """Parse config.dump, spec.dump, status.dump and network.status; a damaged one becomes a
+    Problem."""
     meta = Metadata()
-    for name, attr in (("config.dump", "config"), ("spec.dump", "spec")):
+    for name, attr in (("config.dump", "config"), ("spec.dump", "spec"), ("status.dump", "status")):
         if name not in blobs:
             continue
         value = _load_json(name, blobs[name], meta.problems)
@@ -106,7 +121,9 @@ def container_of(
         pod = ann.get("io.kubernetes.pod.name")
         namespace = ann.get("io.kubernetes.pod.namespace")
     elif engine == CONTAINERD:
-        name = ann.get("io.kubernetes.cri.container-name")
+        # status.dump first: in a checkpoint of a restored container, containerd 2.1 writes
+        # the container name "containerd" into spec.dump's annotations, but not here.
+        name = _status_name(meta.status) or ann.get("io.kubernetes.cri.container-name")
         pod = ann.get("io.kubernetes.cri.sandbox-name")
         namespace = ann.get("io.kubernetes.cri.sandbox-namespace")
     else:
@@ -128,6 +145,60 @@ def container_of(
         namespace=namespace or None,
         ip=_ip(meta, ann),
         dumped=dumped,
+        state=_cri_state(meta.status.get("state")),
+        restored_from=_restored_from(meta.status),
+    )
+
+
+def _status_name(status: Mapping[str, Any]) -> str | None:
+    metadata = status.get("metadata")
+    labels = status.get("labels")
+    name = _str(metadata.get("name")) if isinstance(metadata, dict) else None
+    if name is None and isinstance(labels, dict):
+        name = _str(labels.get("io.kubernetes.container.name"))
+    return name
+
+
+def _cri_state(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    if isinstance(value, str):  # a runtime that spells it out: CONTAINER_RUNNING
+        return value.removeprefix("CONTAINER_").lower() or None
+    return CRI_STATES.get(value, str(value))
+
+
+def _restored_from(status: Mapping[str, Any]) -> str | None:
+    annotations = status.get("annotations")
+    if not isinstance(annotations, dict) or annotations.get("restored") != "true":
+        return None
+    return _time(annotations.get("checkpointedAt")) or "unknown"
+
+
+def split_mount_points(rootfs: RootfsDiff, meta: Metadata) -> RootfsDiff:
+    """Move the empty mount targets the OCI runtime created out of ``changed``.
+
+    runc and crun create a missing bind-mount destination as an empty file or directory in the
+    container's upper layer, so every containerd or CRI-O diff shows /etc/hostname, /etc/hosts
+    and /etc/resolv.conf. They are mount points when the spec mounts something there and they
+    are empty; anything with content is the workload's.
+    """
+    destinations = meta.mount_destinations
+    if not destinations:
+        return rootfs
+    changed: list[FileEntry] = []
+    mount_points: list[FileEntry] = []
+    for entry in rootfs.changed:
+        path = entry.path.strip("/")
+        empty = entry.type == "dir" or (entry.type == "file" and entry.size == 0)
+        is_target = path in destinations and empty
+        (mount_points if is_target else changed).append(entry)
+    if not mount_points:
+        return rootfs
+    return RootfsDiff(
+        compression=rootfs.compression,
+        changed=changed,
+        deleted=rootfs.deleted,
+        mount_points=[*rootfs.mount_points, *mount_points],
     )
 
 
