@@ -176,7 +176,7 @@ def build_root(criu: str, *, rebuild: bool = False) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     root = CACHE / f"root-criu{criu}"
     marker = root / ".kcheckpoint-root.json"
-    with open(CACHE / ".lock", "w") as lock:
+    with open(CACHE / f".lock-criu{criu}", "w") as lock:  # one build of each variant at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not rebuild and marker.exists():
             recorded = json.loads(marker.read_text())
