@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT / "scripts" / "cri_harness.py"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from capture.real_cri import Harness, pods  # noqa: E402
+from capture.real_cri import Harness, harness_from_env, pods  # noqa: E402
 
 from kcheckpoint._proto.cri import api_pb2  # noqa: E402
 
@@ -52,24 +52,6 @@ NS, POD, CONTAINER = "bench", "small", "app"
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@contextlib.contextmanager
-def harness(env_file: str | None) -> Iterator[Harness]:
-    if env_file:
-        yield Harness.load(env_file)
-        return
-    directory = Path(tempfile.mkdtemp(prefix="kcp-bench-cri-"))
-    try:
-        line = subprocess.run(
-            [sys.executable, str(HARNESS), "start", str(directory)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        yield Harness.load(line.split("=", 1)[1])
-    finally:
-        subprocess.run([sys.executable, str(HARNESS), "stop", str(directory)], check=False)
 
 
 @contextlib.contextmanager
@@ -197,7 +179,7 @@ def main() -> int:
         parser.error("needs root, like scripts/cri_harness.py")
     if args.harness_times:
         time_harness()
-    with harness(os.environ.get("KCHECKPOINT_TEST_CRI")) as h:
+    with harness_from_env("kcp-bench-cri-") as h:
         measure(h, args.repeat)
     return 0
 

@@ -16,14 +16,11 @@ The versions of containerd, runc and CRIU are printed, and recorded in samples/R
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -31,7 +28,7 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from capture.real_cri import Harness, call, pods, remove_pod, run_pod  # noqa: E402
+from capture.real_cri import call, harness_from_env, pods, remove_pod, run_pod  # noqa: E402
 
 from kcheckpoint._proto.cri import api_pb2  # noqa: E402
 
@@ -44,25 +41,6 @@ WORKLOAD = (
 )
 
 
-@contextlib.contextmanager
-def harness() -> Iterator[Harness]:
-    if os.environ.get("KCHECKPOINT_TEST_CRI"):
-        yield Harness.load(os.environ["KCHECKPOINT_TEST_CRI"])
-        return
-    directory = Path(tempfile.mkdtemp(prefix="kcp-samples-"))
-    script = ROOT / "scripts" / "cri_harness.py"
-    try:
-        line = subprocess.run(
-            [sys.executable, str(script), "start", str(directory)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        yield Harness.load(line.split("=", 1)[1])
-    finally:
-        subprocess.run([sys.executable, str(script), "stop", str(directory)], check=False)
-
-
 def checkpoint(channel: grpc.Channel, container_id: str, location: Path) -> None:
     request = api_pb2.CheckpointContainerRequest(container_id=container_id, location=str(location))
     call(channel, "CheckpointContainer", request, api_pb2.CheckpointContainerResponse)
@@ -71,7 +49,7 @@ def checkpoint(channel: grpc.Channel, container_id: str, location: Path) -> None
 
 def main() -> int:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "samples"
-    with harness() as h:
+    with harness_from_env("kcp-samples-") as h:
         work = Path(tempfile.mkdtemp(prefix="samples-", dir=h.share))
         logs = work / "logs"
         spec = h.pod("kcp-sample", "webapp", "app", ["/bin/sh", "-c", WORKLOAD], {

@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ import grpc
 
 from kcheckpoint._proto.cri import api_pb2, lifecycle_pb2
 
+HARNESS_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cri_harness.py"
 RUNTIME = "/runtime.v1.RuntimeService/"
 IMAGES = "/runtime.v1.ImageService/"
 CGROUP_PARENT = "/kcheckpoint-cri"
@@ -82,6 +86,23 @@ class Harness:
         return PodSpec(
             namespace, name, container, self.image, command, env or {}, self.cgroup_parent
         )
+
+
+@contextlib.contextmanager
+def harness_from_env(prefix: str = "kcp-cri-") -> Iterator[Harness]:
+    """The harness KCHECKPOINT_TEST_CRI names, else one started (and stopped) for the duration."""
+    if os.environ.get("KCHECKPOINT_TEST_CRI"):
+        yield Harness.load(os.environ["KCHECKPOINT_TEST_CRI"])
+        return
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    script = [sys.executable, str(HARNESS_SCRIPT)]
+    try:
+        done = subprocess.run(
+            [*script, "start", str(directory)], check=True, capture_output=True, text=True
+        )
+        yield Harness.load(done.stdout.strip().split("=", 1)[1])
+    finally:
+        subprocess.run([*script, "stop", str(directory)], check=False)
 
 
 def pull_image(endpoint: str, image: str) -> str:
