@@ -83,3 +83,78 @@ def test_systemd_unit_parses_and_its_flags_exist() -> None:
     assert parser["Service"]["CapabilityBoundingSet"] == ""
     root = argv[argv.index("--root-dir") + 1]
     assert parser["Service"]["ReadWritePaths"] == root + "/checkpoints"
+
+
+def test_manifests_and_a_rendering_validate_against_the_kubernetes_schemas(tmp_path: Path) -> None:
+    validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (dev extra)")
+    from .capture.kubelet import NodeValues, render
+
+    text = (DEPLOY / "daemonset.yaml").read_text()
+    values = NodeValues("registry.example/kcheckpoint:1", tmp_path, tmp_path / "s", tmp_path, 1)
+    for docs in ([d for d in yaml.safe_load_all(text) if d], render(text, values)):
+        for doc in docs:
+            validate.validate(doc, validate.latest_version(), strict=True)
+    broken = daemonset()
+    broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRoot"] = True
+    with pytest.raises(validate.ValidationError):
+        validate.validate(broken, validate.latest_version(), strict=True)
+
+
+def test_render_replaces_every_default_and_refuses_a_manifest_without_one(tmp_path: Path) -> None:
+    from .capture.kubelet import DEFAULTS, NodeValues, render
+
+    text = (DEPLOY / "daemonset.yaml").read_text()
+    values = NodeValues("registry.example/kcheckpoint:1", tmp_path / "k", tmp_path / "c.sock",
+                        tmp_path / "a", 4321)  # fmt: skip
+    rendered = yaml.safe_dump_all(render(text, values))
+    assert not [d for d in DEFAULTS.values() if d in rendered]
+    with pytest.raises(ValueError, match="no longer names"):
+        render(text.replace("/var/log/kcheckpoint", "/var/log/elsewhere"), values)
+
+
+def _containerfile() -> list[tuple[str, str]]:
+    text = (DEPLOY.parent / "Containerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0], line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def test_containerfile_and_the_registry_free_image_agree() -> None:
+    """The Containerfile and scripts/build-image describe one image: entrypoint, command, user,
+    environment, port and labels."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(DEPLOY.parent / "scripts"))
+    try:
+        import build_image  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    from kcheckpoint import __version__
+
+    config = build_image.image_config(__version__, [])["config"]
+    final = _containerfile()
+    final = final[max(i for i, (op, _) in enumerate(final) if op == "FROM") :]
+    by_op: dict[str, list[str]] = {}
+    for op, rest in final:
+        by_op.setdefault(op, []).append(rest)
+    assert json.loads(by_op["ENTRYPOINT"][0]) == config["Entrypoint"]
+    assert json.loads(by_op["CMD"][0]) == config["Cmd"]
+    assert by_op["USER"] == [config["User"]]
+    assert by_op["EXPOSE"] == [next(iter(config["ExposedPorts"])).split("/")[0]]
+    env = dict(pair.split("=", 1) for pair in by_op["ENV"][0].split())
+    assert {f"{k}={v}" for k, v in env.items()} <= set(config["Env"])
+    assert f"VERSION={__version__}" in by_op["ARG"]
+    labels = shlex.split(by_op["LABEL"][0])
+    keys = {label.split("=", 1)[0] for label in labels}
+    assert set(config["Labels"]) <= keys
+    assert {"org.opencontainers.image.source", "org.opencontainers.image.version",
+            "org.opencontainers.image.licenses"} <= keys  # fmt: skip
+    assert "HEALTHCHECK" in by_op and config["Healthcheck"]["Test"][1] in by_op["HEALTHCHECK"][0]
+    # the DaemonSet's args start with the image's command
+    (container,) = daemonset()["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == config["Cmd"][0] == "serve"
+    assert "command" not in container  # the image's entrypoint runs
