@@ -6,17 +6,19 @@
 The same image as the top-level Containerfile, for tests and air-gapped users: base registries
 are not needed. Two layers, written as an OCI image-layout tar:
 
-1. a Debian root (debootstrap ``--variant=minbase`` with ``python3`` and ``python3-venv``,
-   documentation and apt's lists left out), built once and kept under
-   ``/var/cache/kcheckpoint-image/`` (or ``$KCHECKPOINT_IMAGE_CACHE``) with its layer tar;
-2. ``/opt/kcheckpoint``: a venv holding this checkout's wheel and its dependencies from PyPI
-   (binary wheels only, pip's cache kept beside the root), pip itself removed, and
-   ``/usr/local/bin/kcheckpoint``. It is built in an overlay on the read-only base, so the
-   overlay's upper directory is the layer.
+1. a Debian 12 root: debootstrap ``--variant=minbase`` with ``python3`` and ``python3-venv``
+   (the build root), and a copy with every package that RUNTIME_PACKAGES do not need purged
+   and the documentation left out (the runtime root, which is the layer). Built once and kept
+   under ``/var/cache/kcheckpoint-image/`` (or ``$KCHECKPOINT_IMAGE_CACHE``);
+2. ``/opt/kcheckpoint``: a venv holding this checkout's wheel and its dependencies from PyPI,
+   binary wheels fetched by this machine's pip into a cache beside the roots and installed
+   offline in the chroot; pip itself removed, shared objects stripped, and
+   ``/usr/local/bin/kcheckpoint``. It is built in an overlay on the build root, so the overlay's
+   upper directory is the layer.
 
 It prints the image's size (the layers, uncompressed) and its start-up time: ``kcheckpoint
 serve`` run from the image's root, mounted read-only, until ``/healthz`` answers 200. That needs
-a CRI socket: the harness's (``KCHECKPOINT_TEST_CRI``) or ``--runtime-endpoint``; without one it
+a CRI socket: the harness's (``KCHECKPOINT_TEST_CRI``) or ``--runtime-socket``; without one it
 times the first answer (503) and says so. Needs root (debootstrap, mounts).
 """
 
@@ -295,17 +297,13 @@ def build_app_layer(base: Base, work: Path, wheel: Path) -> tuple[Path, Path, li
     wheels.mkdir(parents=True, exist_ok=True)
     shutil.copy(wheel, inputs / wheel.name)
     download_wheels(inputs / wheel.name, base.versions, wheels)
-    pip_cache = CACHE / "pip"
-    pip_cache.mkdir(parents=True, exist_ok=True)
     script = (
         f"set -e; mount -t overlay overlay -o lowerdir={base.build},upperdir={upper},workdir={ovl} "
         f"{merged}; cd {merged}; mount -t proc proc proc; mount --rbind /dev dev; "
-        "mount -t tmpfs tmpfs tmp; mkdir tmp/in tmp/pip-cache; "
+        "mount -t tmpfs tmpfs tmp; mkdir tmp/in; "
         f"mount --bind {inputs} tmp/in; mkdir tmp/in/wheels; mount --bind {wheels} tmp/in/wheels; "
-        f"mount --bind {pip_cache} tmp/pip-cache; "
-        "mount --bind /etc/resolv.conf etc/resolv.conf; "
         f"chroot . /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin WHEEL={wheel.name} "
-        f"PIP_CACHE_DIR=/tmp/pip-cache HOME=/tmp sh -ec {_quote(APP_SCRIPT)}"
+        f"PIP_NO_CACHE_DIR=1 HOME=/tmp sh -ec {_quote(APP_SCRIPT)}"
     )
     log = work / "app.log"
     with open(log, "w") as out:
@@ -325,8 +323,9 @@ def build_app_layer(base: Base, work: Path, wheel: Path) -> tuple[Path, Path, li
         raise SystemExit(f"build-image: the app layer deletes base files: {whiteouts[:5]}")
     layer = work / "app-layer.tar"
     _tar_layer(upper, layer, sorted(p.name for p in upper.iterdir()))
-    freeze = (inputs / "freeze.txt").read_text().split()
-    return upper, layer, [line for line in freeze if not line.startswith(("pip==", "setuptools"))]
+    freeze = (inputs / "freeze.txt").read_text().splitlines()
+    skip = ("pip==", "setuptools==", "kcheckpoint ")
+    return upper, layer, [line for line in freeze if not line.startswith(skip)]
 
 
 # --- the OCI image layout ---------------------------------------------------------------------
