@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 
-from kcheckpoint.cli.app import app
+from kcheckpoint.cli.app import load_command
 
 yaml = pytest.importorskip("yaml", reason="pyyaml (the dev extra) parses the manifest")
 
@@ -18,8 +17,7 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 
 def serve_options() -> set[str]:
-    group: Any = typer.main.get_command(app)
-    command = group.commands["serve"]
+    command: Any = load_command("serve")
     return {opt for param in command.params for opt in param.opts + param.secondary_opts}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Annotated, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -17,16 +17,66 @@ ArchiveArgument = Annotated[
     str,
     typer.Argument(metavar="ARCHIVE", help="The archive, or '-' for stdin.", show_default=False),
 ]
-FormatOption = Annotated[
-    OutputFormat,
-    typer.Option(
+_FORMAT_HELP = {
+    "text": "text (for people)",
+    "json": "json (one document with a provenance header, sorted keys)",
+    "jsonl": "jsonl (a record a line)",
+    "csv": "csv (raw values)",
+    "bodyfile": "bodyfile (a mactime timeline)",
+    "auto": "auto (text on a terminal, jsonl when piped)",
+}
+
+
+def format_choice(*allowed: OutputFormat) -> Any:
+    """--format that takes exactly the formats a command produces and refuses the rest (exit 2)."""
+    names = [f.value for f in allowed]
+
+    def parse(value: str | OutputFormat) -> OutputFormat:
+        text = str(getattr(value, "value", value)).lower()
+        if text not in names:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
+        return OutputFormat(text)
+
+    def complete(incomplete: str) -> list[str]:
+        return [n for n in names if n.startswith(incomplete)]
+
+    described = [_FORMAT_HELP[n] for n in names]
+    return typer.Option(
         "--format",
         "-o",
-        case_sensitive=False,
-        help="Output format: text (tables), json (one document with a provenance header, "
-        "sorted keys), jsonl (a record a line), csv, bodyfile (a mactime timeline) or auto "
-        "(text on a terminal, jsonl when piped).",
+        parser=parse,
+        metavar="[" + "|".join(names) + "]",
+        autocompletion=complete,
+        help="Output format: " + ", ".join(described[:-1]) + " or " + described[-1] + ".",
+    )
+
+
+#: Tables that have times: every format, a mactime timeline too.
+TimelineFormatOption = Annotated[
+    OutputFormat,
+    format_choice(
+        OutputFormat.text,
+        OutputFormat.json,
+        OutputFormat.jsonl,
+        OutputFormat.csv,
+        OutputFormat.bodyfile,
+        OutputFormat.auto,
     ),
+]
+#: Tables without times.
+FormatOption = Annotated[
+    OutputFormat,
+    format_choice(
+        OutputFormat.text,
+        OutputFormat.json,
+        OutputFormat.jsonl,
+        OutputFormat.csv,
+        OutputFormat.auto,
+    ),
+]
+#: Outputs that are not tables (a tree, a file list, a status line).
+DocumentFormatOption = Annotated[
+    OutputFormat, format_choice(OutputFormat.text, OutputFormat.json, OutputFormat.jsonl)
 ]
 HashOption = Annotated[
     bool | None,

@@ -17,3 +17,11 @@ class ExitCode(IntEnum):
     INTERNAL = 70  # sysexits EX_SOFTWARE
     BROKEN_STDOUT = 120
     INTERRUPTED = 130
+
+
+class StdoutClosed(Exception):
+    """The reader of stdout went away (a broken pipe): exit 120."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) while a command ran: exit 130."""

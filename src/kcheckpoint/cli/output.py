@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 _state = {"debug": False, "quiet": False}
+#: This run's command line, start time, and whether JSON provenance leaves times out.
+run_state: dict[str, Any] = {"argv": [], "started": None, "no_times": False}
+
+
+def start_run(argv: Sequence[str]) -> None:
+    """Record the command line and start time of this run, and reset the global options."""
+    run_state.update(argv=["kcheckpoint", *argv], started=datetime.now(UTC), no_times=False)
+    _state.update(debug=False, quiet=False)
+
+
+def set_no_times(value: bool) -> None:
+    run_state["no_times"] = value
 
 
 class OutputFormat(StrEnum):
@@ -35,6 +50,14 @@ def set_quiet(value: bool) -> None:
 def out(text: str) -> None:
     """Write data to stdout."""
     sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def out_each(pieces: Iterable[str]) -> None:
+    """Write data to stdout a piece at a time (a record, a row): when the reader goes away, the
+    first write that fails stops the output, and no more is built."""
+    for piece in pieces:
+        sys.stdout.write(piece)
     sys.stdout.flush()
 
 

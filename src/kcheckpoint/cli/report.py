@@ -12,34 +12,24 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from kcheckpoint import __version__
-from kcheckpoint.inspect.model import InputInfo
-from kcheckpoint.render.jsonout import dumps, dumps_lines, to_data
+from kcheckpoint.render.jsonout import dump_line, dumps, to_data
 
-from .output import OutputFormat, out
+from .output import OutputFormat, out, out_each, run_state
 
-_run: dict[str, Any] = {"argv": [], "started": None, "no_times": False}
-
-
-def start_run(argv: Sequence[str]) -> None:
-    """Record the command line and start time of this run (cli.main calls it)."""
-    _run["argv"] = ["kcheckpoint", *argv]
-    _run["started"] = datetime.now(UTC)
-
-
-def set_no_times(value: bool) -> None:
-    _run["no_times"] = value
+if TYPE_CHECKING:
+    from kcheckpoint.inspect.model import InputInfo
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None or _run["no_times"]:
+    if moment is None or run_state["no_times"]:
         return None
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -83,8 +73,8 @@ def provenance(inputs: Sequence[InputInfo], extra: dict[str, Any]) -> dict[str, 
     data: dict[str, Any] = {
         "tool": "kcheckpoint",
         "version": __version__,
-        "command": list(_run["argv"]),
-        "started": _iso(_run["started"]),
+        "command": list(run_state["argv"]),
+        "started": _iso(run_state["started"]),
         "finished": _iso(datetime.now(UTC)),
         "inputs": [
             {"path": i.path, "size": i.size, "compression": i.compression, "sha256": i.sha256}
@@ -117,12 +107,12 @@ def emit(report: Report, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
         out(json_report(report.document, report.inputs, report.extra_provenance))
     elif fmt is OutputFormat.jsonl:
-        out(dumps_lines(report.records))
+        out_each(dump_line(r) for r in report.records)
     elif fmt is OutputFormat.csv:
         if report.csv_columns:
-            out(to_csv(report.csv_columns, report.csv_rows))
+            out_each(csv_lines(report.csv_columns, report.csv_rows))
         else:
-            out(to_csv(*records_as_table(report.records)))
+            out_each(csv_lines(*records_as_table(report.records)))
     elif fmt is OutputFormat.bodyfile:
         if report.timeline is None:
             raise typer.BadParameter(
@@ -158,14 +148,25 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """RFC 4180 CSV with a header row; None is an empty cell."""
+def csv_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """RFC 4180 CSV with a header row, a line at a time; None is an empty cell."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
+    for row in _with_header(columns, rows):
         writer.writerow(["" if v is None else v for v in row])
-    return buf.getvalue()
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+
+
+def _with_header(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    yield columns
+    yield from rows
+
+
+def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """RFC 4180 CSV with a header row; None is an empty cell."""
+    return "".join(csv_lines(columns, rows))
 
 
 def to_bodyfile(events: Iterable[TimelineEvent]) -> str:

@@ -26,9 +26,14 @@ def dumps(obj: Any) -> str:
     return json.dumps(to_data(obj), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
+def dump_line(record: Any) -> str:
+    """One JSON Lines record: a compact object with sorted keys, and a newline."""
+    return (
+        json.dumps(to_data(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        + "\n"
+    )
+
+
 def dumps_lines(records: Iterable[Any]) -> str:
     """JSON Lines: one compact object per record, sorted keys."""
-    return "".join(
-        json.dumps(to_data(r), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-        for r in records
-    )
+    return "".join(dump_line(r) for r in records)

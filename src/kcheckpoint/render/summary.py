@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from kcheckpoint.inspect.model import FileEntry, Listing, Summary
 
-from .inspect_tree import printable
 from .text import ABSENT, size, table
 
 SUMMARY_HEADERS = (
@@ -25,8 +24,20 @@ SUMMARY_HEADERS = (
 )
 
 
-def summary_row(s: Summary) -> list[str]:
-    """One table row for an archive."""
+#: Columns -w/--wide adds, as checkpointctl show prints them.
+WIDE_HEADERS = ("id", "runtime", "created", "ip")
+
+
+def archive_size(s: Summary) -> str:
+    """The archive's size as read; for a compressed one, the tar's size too."""
+    read = s.input.size if s.input.size is not None else s.sizes.total
+    if s.input.compression == "none":
+        return size(read)
+    return f"{size(read)} ({size(s.sizes.total)} tar)"
+
+
+def summary_row(s: Summary, *, wide: bool = False) -> list[str]:
+    """One table row for an archive; with ``wide``, the WIDE_HEADERS columns before the last."""
     c = s.container
     when = (
         c.checkpointed
@@ -37,7 +48,7 @@ def summary_row(s: Summary) -> list[str]:
     changes = f"{s.rootfs_changed} changed, {s.rootfs_deleted} deleted"
     if s.rootfs_mount_points:
         changes += f" (+{s.rootfs_mount_points} mount points)"
-    archive_size = s.input.size if s.input.size is not None else s.sizes.total
+    extra = [(c.id or ABSENT)[:12], c.runtime or ABSENT, c.created or ABSENT, c.ip or ABSENT]
     return [
         c.namespace or ABSENT,
         pod or ABSENT,
@@ -49,7 +60,8 @@ def summary_row(s: Summary) -> list[str]:
         _short(s.main_command),
         size(s.sizes.memory_pages),
         changes,
-        size(archive_size),
+        archive_size(s),
+        *(extra if wide else []),
         s.input.path,
     ]
 
@@ -57,18 +69,22 @@ def summary_row(s: Summary) -> list[str]:
 def _short(command: str | None, width: int = 40) -> str:
     if not command:
         return ABSENT
+    from .inspect_tree import printable  # imported here: summary needs no CRIU model code
+
     command = printable(command)
     return command if len(command) <= width else command[: width - 1] + "…"
 
 
-def error_row(path: str, message: str) -> list[str]:
+def error_row(path: str, message: str, *, wide: bool = False) -> list[str]:
     """A table row for an archive that could not be read."""
     text = message if message.startswith(path) else f"{path}: {message}"
-    return [ABSENT] * (len(SUMMARY_HEADERS) - 1) + [f"error: {text}"]
+    width = len(SUMMARY_HEADERS) + (len(WIDE_HEADERS) if wide else 0)
+    return [ABSENT] * (width - 1) + [f"error: {text}"]
 
 
-def summary_table(rows: Sequence[Sequence[str]]) -> str:
-    return table(SUMMARY_HEADERS, rows)
+def summary_table(rows: Sequence[Sequence[str]], *, wide: bool = False) -> str:
+    headers = SUMMARY_HEADERS[:-1] + (WIDE_HEADERS if wide else ()) + SUMMARY_HEADERS[-1:]
+    return table(headers, rows)
 
 
 def listing_text(listing: Listing) -> str:
@@ -125,7 +141,17 @@ def _file_table(files: list[FileEntry]) -> str:
     if not files:
         return ""
     rows = [
-        ["/" + f.path + ("/" if f.type == "dir" else ""), f.type, size(f.size), f.mode, f.mtime]
+        [
+            _absolute(f.path) + ("/" if f.type == "dir" else ""),
+            f.type,
+            size(f.size),
+            f.mode,
+            f.mtime,
+        ]
         for f in files
     ]
     return table(("path", "type", "size", "mode", "mtime"), rows)
+
+
+def _absolute(path: str) -> str:
+    return path if path.startswith("/") else "/" + path

@@ -11,6 +11,7 @@ import typer
 
 from kcheckpoint.errors import InputError
 
+from ..common import DocumentFormatOption
 from ..output import OutputFormat, out, warn
 
 
@@ -45,10 +46,7 @@ def capture(
     http_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the service (the checkpoint included).")
     ] = 900.0,
-    fmt: Annotated[
-        OutputFormat,
-        typer.Option("--format", "-o", case_sensitive=False, help="text, json or jsonl."),
-    ] = OutputFormat.text,
+    fmt: DocumentFormatOption = OutputFormat.text,
 ) -> int:
     """Checkpoint a container through a capture service; optionally download the archive.
 

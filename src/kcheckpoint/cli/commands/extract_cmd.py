@@ -14,7 +14,7 @@ from kcheckpoint.inspect.evidence.manifest import ManifestEntry, sha256sum_lines
 from kcheckpoint.inspect.memory.extract import extract_memory
 from kcheckpoint.render.jsonout import dumps, dumps_lines
 
-from ..common import ArchiveArgument, FormatOption, report, stdin_for
+from ..common import ArchiveArgument, DocumentFormatOption, report, stdin_for
 from ..exit_codes import ExitCode
 from ..output import OutputFormat, Progress, error, out, warn
 from ..report import json_report
@@ -44,7 +44,7 @@ def extract(
             "address range, in DIR/memory-PID/, with index.json beside them.",
         ),
     ] = None,
-    fmt: FormatOption = OutputFormat.text,
+    fmt: DocumentFormatOption = OutputFormat.text,
 ) -> int:
     """Extract archive members, or files from inside rootfs-diff.tar, safely.
 

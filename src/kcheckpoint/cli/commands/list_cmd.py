@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kcheckpoint.inspect import list_path
-from kcheckpoint.inspect.model import Listing
+from kcheckpoint.inspect.model import FileEntry, Listing
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.summary import listing_text
 
 from ..common import (
     ArchiveArgument,
-    FormatOption,
     HashOption,
     StrictOption,
+    TimelineFormatOption,
     enforce_strict,
     report,
     stdin_for,
@@ -23,7 +25,7 @@ from ..report import Report, TimelineEvent, emit, epoch
 
 def list_members(
     archive: ArchiveArgument,
-    fmt: FormatOption = OutputFormat.text,
+    fmt: TimelineFormatOption = OutputFormat.text,
     hash_input: HashOption = None,
     strict: StrictOption = False,
 ) -> int:
@@ -44,6 +46,7 @@ def list_members(
         )
     finally:
         progress.done()
+    result = absolute_rootfs_paths(result)
     report(result.input, result.problems, result.warnings)
     enforce_strict(strict, result.input.path, result.problems)
     emit(
@@ -61,6 +64,22 @@ def list_members(
     return 0
 
 
+def absolute_rootfs_paths(listing: Listing) -> Listing:
+    """Paths of rootfs-diff.tar's files as the container sees them, with a leading '/', as
+    deleted paths have."""
+
+    def absolute(files: list[FileEntry]) -> list[FileEntry]:
+        return [f if f.path.startswith("/") else replace(f, path="/" + f.path) for f in files]
+
+    rootfs = listing.rootfs
+    return replace(
+        listing,
+        rootfs=replace(
+            rootfs, changed=absolute(rootfs.changed), mount_points=absolute(rootfs.mount_points)
+        ),
+    )
+
+
 CSV_COLUMNS = ("scope", "path", "type", "size", "mode", "mtime", "category", "secrets", "unsafe")
 
 
@@ -71,9 +90,7 @@ def _csv_rows(listing: Listing) -> list[list[object]]:
             ["member", m.name, m.type, m.size, m.mode, m.mtime, m.category, m.secrets, m.unsafe]
         )
     for f in listing.rootfs.changed:
-        rows.append(
-            ["rootfs-changed", "/" + f.path, f.type, f.size, f.mode, f.mtime, None, None, None]
-        )
+        rows.append(["rootfs-changed", f.path, f.type, f.size, f.mode, f.mtime, None, None, None])
     for d in listing.rootfs.deleted:
         rows.append(["rootfs-deleted", d.path, None, None, None, None, None, None, None])
     for n in listing.nested:
@@ -93,7 +110,7 @@ def _timeline(listing: Listing) -> list[TimelineEvent]:
     ]
     events += [
         TimelineEvent(
-            f"{label}:rootfs-diff:/{f.path}", mtime=epoch(f.mtime), size=f.size, mode=f.mode
+            f"{label}:rootfs-diff:{f.path}", mtime=epoch(f.mtime), size=f.size, mode=f.mode
         )
         for f in listing.rootfs.changed
     ]

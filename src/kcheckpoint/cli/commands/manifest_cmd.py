@@ -42,7 +42,7 @@ def manifest(
     """Print the SHA-256 of every member, and of every file inside rootfs-diff.tar.
 
     Paths are where `kcheckpoint extract` writes each file (rootfs-diff.tar's files under
-    rootfs-diff/), so `kcheckpoint extract A -o DIR && (cd DIR && sha256sum -c MANIFEST)` checks
+    rootfs-diff/), so `kcheckpoint extract A -d DIR && (cd DIR && sha256sum -c MANIFEST)` checks
     an extraction. Directories, links and devices are not hashed.
     """
     result = _build(archive)

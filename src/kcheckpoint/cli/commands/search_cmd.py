@@ -33,7 +33,22 @@ def search(
     archive: Annotated[
         str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
     ],
-    pattern: Annotated[str, typer.Argument(help="What to look for.", show_default=False)],
+    pattern: Annotated[
+        str | None,
+        typer.Argument(
+            help="What to look for. A pattern that starts with '-' goes after -e (or after --).",
+            show_default=False,
+        ),
+    ] = None,
+    pattern_option: Annotated[
+        str | None,
+        typer.Option(
+            "--pattern",
+            "-e",
+            metavar="PATTERN",
+            help="What to look for, even when it starts with '-' (as grep -e).",
+        ),
+    ] = None,
     regex: Annotated[
         bool, typer.Option("--regex", "-E", help="PATTERN is a Python regular expression.")
     ] = False,
@@ -75,14 +90,21 @@ def search(
 ) -> int:
     """Search process memory for a literal (bytes) or, with --regex, a regular expression.
 
+    The pattern is the second argument, or -e PATTERN when it starts with '-'
+    (kcheckpoint search A -e -----BEGIN).
+
     Every process is searched unless --pid is given. Each hit shows pid, comm, virtual address,
     mapping (range, perms, backing), and the archive member and offset. Matches that cross
     chunk or pagemap-entry boundaries are found where memory is contiguous. Exit 0 with hits,
     1 without (as grep).
     """
+    if (pattern is None) == (pattern_option is None):
+        raise typer.BadParameter("give PATTERN or -e PATTERN (exactly one)", param_hint="PATTERN")
+    wanted = pattern if pattern is not None else pattern_option
+    assert wanted is not None
     try:
         needle = compile_needle(
-            pattern, regex=regex, utf16=utf16, ignore_case=ignore_case, max_match=max_match
+            wanted, regex=regex, utf16=utf16, ignore_case=ignore_case, max_match=max_match
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="PATTERN") from exc

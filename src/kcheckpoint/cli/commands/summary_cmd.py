@@ -14,9 +14,9 @@ from kcheckpoint.inspect.model import Summary
 from kcheckpoint.render.summary import error_row, summary_row, summary_table
 
 from ..common import (
-    FormatOption,
     HashOption,
     StrictOption,
+    TimelineFormatOption,
     enforce_strict,
     report,
     stdin_for,
@@ -54,20 +54,31 @@ def summary(
             show_default=False,
         ),
     ],
-    fmt: FormatOption = OutputFormat.text,
+    fmt: TimelineFormatOption = OutputFormat.text,
     hash_input: HashOption = None,
     strict: StrictOption = False,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", "-w", help="Also show container ID, runtime, creation time and IP (text)."
+        ),
+    ] = False,
 ) -> int:
     """Summarise checkpoint archives, one row each.
 
     Shows namespace, pod, container, engine, image, checkpoint time, processes, memory, rootfs
-    changes and archive size. An unreadable archive gets an error row; the others still print,
-    and the exit code is that of the first failure.
+    changes and archive size (and the tar's size, for a compressed archive); --wide adds the
+    container ID, runtime, creation time and IP. An unreadable archive gets an error row; the
+    others still print, and the exit code is that of the first failure. Exit 1 when a directory
+    holds no checkpoint-* archive and nothing else was given.
     """
     rows: list[dict[str, object]] = []
     table_rows: list[list[str]] = []
     failure: ExitCode | None = None
-    for path in expand_paths(paths):
+    archives = expand_paths(paths)
+    if not archives:
+        return int(ExitCode.NEGATIVE)  # only directories without archives (warned about)
+    for path in archives:
         progress = Progress(path)
         try:
             result = summarize_path(
@@ -87,17 +98,17 @@ def summary(
             failure = failure or code
             error(exc.message, hint=exc.hint)
             rows.append(_row(path, None, exc, code))
-            table_rows.append(error_row(path, exc.message))
+            table_rows.append(error_row(display_name(path), exc.message, wide=wide))
             continue
         rows.append(_row(path, result, None, None))
-        table_rows.append(summary_row(result))
+        table_rows.append(summary_row(result, wide=wide))
 
     summaries = [r["summary"] for r in rows if isinstance(r["summary"], Summary)]
     emit(
         Report(
             document={"archives": rows},
             inputs=[s.input for s in summaries],
-            text=lambda: summary_table(table_rows) if table_rows else "",
+            text=lambda: summary_table(table_rows, wide=wide) if table_rows else "",
             records=rows,
             csv_columns=CSV_COLUMNS,
             csv_rows=[_csv_row(r) for r in rows],
@@ -174,4 +185,9 @@ def _row(
     err = None
     if exc is not None:
         err = {"type": type(exc).__name__, "message": exc.message, "exit_code": int(code or 0)}
-    return {"path": path, "summary": result, "error": err}
+    return {"path": display_name(path), "summary": result, "error": err}
+
+
+def display_name(path: str) -> str:
+    """An input's name in every output: standard input is <stdin>, as in ``input.path``."""
+    return "<stdin>" if path == "-" else path
