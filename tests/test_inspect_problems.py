@@ -78,7 +78,7 @@ def test_zombie_leftovers_are_reported(tmp_path: Path) -> None:
     path = rebuild(tmp_path, IDLE, zombie)
     result = inspect_path(path)
     sleep = next(p for p in result.processes if p.pid == 4)
-    assert sleep.state == "dead" and sleep.files == [] and sleep.memory is None
+    assert sleep.state == "zombie" and sleep.files == [] and sleep.memory is None
     assert {"mm-4.img", "pagemap-4.img", "pages-2.img"} <= set(result.unreferenced_images)
     assert "pages-1.img" not in result.unreferenced_images
 

@@ -212,7 +212,7 @@ class ProcessDecoder:
             sid=entry.sid,
             comm=text(tc.comm) if tc is not None else None,
             state=state,
-            exit_code=tc.exit_code if tc is not None and state in ("dead", "zombie") else None,
+            exit_code=tc.exit_code if tc is not None and state == "zombie" else None,
             threads=threads,
             thread_names=thread_names,
             creds=credentials(core),

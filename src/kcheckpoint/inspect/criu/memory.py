@@ -345,7 +345,7 @@ def _tree(images: Mapping[str, bytes], problems: list[Problem]) -> dict[int, tup
         core = decode_image(core_name, core_data, problems) if core_data else None
         if core is not None and core.entries and core.entries[0].HasField("tc"):
             tc = core.entries[0].tc
-            state = {1: "alive", 2: "dead", 3: "stopped", 6: "zombie"}.get(
+            state = {1: "alive", 2: "zombie", 3: "stopped", 6: "zombie"}.get(
                 int(tc.task_state), "unknown"
             )
             comm = tc.comm if isinstance(tc.comm, str) else tc.comm.decode("utf-8", "replace")

@@ -37,12 +37,22 @@ _NS_IMAGES = {
 }
 
 
+def _pagemap_counts_in_field_5(images: ImageSet) -> bool:
+    """CRIU 4.2 moved a pagemap entry's page count to field 5 (nr_pages)."""
+    for image in images.files:
+        if image.startswith("pagemap-") and not image.startswith("pagemap-shmem-"):
+            entries = images.entries(image)
+            if entries:
+                return any(e.HasField("nr_pages") for e in entries)
+    return False
+
+
 def inventory(images: ImageSet) -> Inventory | None:
     inv = images.first("inventory.img")
     if inv is None:
         return None
     hint = None
-    if inv.HasField("allow_uprobes"):
+    if inv.HasField("allow_uprobes") or _pagemap_counts_in_field_5(images):
         hint = ">= 4.2"
     elif inv.HasField("plugins_entry") or inv.HasField("dump_criu_run_id"):
         hint = ">= 4.1"

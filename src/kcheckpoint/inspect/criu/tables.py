@@ -8,7 +8,8 @@ References:
 from __future__ import annotations
 
 #: compel task states (CRIU dumps a zombie as DEAD).
-TASK_STATES = {1: "alive", 2: "dead", 3: "stopped", 6: "zombie"}
+#: CRIU's TASK_DEAD (2) is a task that exited and was not reaped: what ps calls a zombie.
+TASK_STATES = {1: "alive", 2: "zombie", 3: "stopped", 6: "zombie"}
 
 FD_TYPES = {
     0: "UND",

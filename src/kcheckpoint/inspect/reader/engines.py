@@ -9,6 +9,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -239,25 +240,26 @@ def _str(value: Any) -> str | None:
 
 
 def _time(value: Any) -> str | None:
-    """Normalise an RFC 3339 time to ISO 8601 UTC with seconds; the zero time is None."""
+    """Normalise an RFC 3339 time to ISO 8601 UTC, keeping the source's sub-second digits (Go
+    writes nanoseconds, more than a datetime holds); the zero time is None."""
     if not isinstance(value, str) or not value or value == _ZERO_TIME:
         return None
     text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
-    # Go writes nanoseconds; Python parses at most microseconds.
     head, dot, rest = text.partition(".")
+    digits = ""
     if dot:
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
+        text = head + rest[len(digits) :]
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return value
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fraction = f".{digits}" if digits else ""
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def iso_time(epoch: float) -> str:

@@ -1,0 +1,136 @@
+"""Benchmark gzip input: `summary` of a gzip -1 archive against bare decompression and hashing.
+
+Writes a synthetic archive (bench/synth.py, gzip level 1, as `gzip -1`) and measures in the same
+run, interleaved, medians of --repeat runs:
+- baseline Z: a bare stdlib ``zlib`` decompression of the file (1 MiB reads, output dropped);
+- baseline H: ``hashlib.sha256`` over the file alone;
+- ``summary --no-hash``, target <= 1.0x Z;
+- ``summary`` (hashes the input: a compressed input is read whole), target <= 1.15x H.
+
+Each is timed in process (``summarize_path``; no interpreter start-up) and as a command
+(``python -m kcheckpoint -q summary``, start-up included). The gzip reader in use (ISA-L's
+igzip, or the stdlib's fallback) is printed.
+
+    python bench/bench_gzip.py [--size 1G] [--repeat 3] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synth import parse_size, write_archive  # noqa: E402
+
+from kcheckpoint.inspect import summarize_path  # noqa: E402
+
+CHUNK = 1 << 20
+
+
+def bare_zlib(path: Path) -> None:
+    inflater = zlib.decompressobj(wbits=31)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            inflater.decompress(chunk)
+
+
+def bare_sha256(path: Path) -> None:
+    with open(path, "rb") as fh:
+        hashlib.file_digest(fh, "sha256")
+
+
+def in_process(path: Path, hash_input: bool) -> Callable[[], None]:
+    def run() -> None:
+        summarize_path(str(path), hash_input=hash_input)
+
+    return run
+
+
+def command(path: Path, hash_input: bool) -> Callable[[], None]:
+    cmd = [sys.executable, "-m", "kcheckpoint", "-q", "summary", str(path)]
+    if not hash_input:
+        cmd.append("--no-hash")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+
+    def run() -> None:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+
+    return run
+
+
+def timed(fn: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def reader_name() -> str:
+    try:
+        import isal
+
+        return f"isal {isal.__version__} (igzip)"
+    except ImportError:
+        return "stdlib gzip (isal is not installed)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G", help="memory pages in the archive, e.g. 256M")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="write (or reuse) the archive in this directory")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="kcp-bench-gzip-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"synth-{args.size}.tar.gz"
+    if not path.exists():
+        print(f"writing {path} ...", file=sys.stderr)
+        write_archive(path, size, compress="gzip")
+    print(f"archive: {path} ({path.stat().st_size / (1 << 20):.0f} MiB gzip, {args.size} pages)")
+    print(f"gzip reader: {reader_name()}")
+    cases: dict[str, Callable[[], None]] = {
+        "Z: stdlib zlib decompression": lambda: bare_zlib(path),
+        "H: hashlib.sha256 of the file": lambda: bare_sha256(path),
+        "summary --no-hash (in process)": in_process(path, False),
+        "summary (in process)": in_process(path, True),
+        "summary --no-hash (command)": command(path, False),
+        "summary (command)": command(path, True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.repeat):
+        for name, fn in cases.items():
+            times[name].append(timed(fn))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    z = median["Z: stdlib zlib decompression"]
+    h = median["H: hashlib.sha256 of the file"]
+    print(f"\n{'case':34} {'median s':>9} {'x Z':>6} {'x H':>6}")
+    for name, value in median.items():
+        print(f"{name:34} {value:9.3f} {value / z:6.2f} {value / h:6.2f}")
+    print("\ntargets:")
+    for mode in ("in process", "command"):
+        no_hash = median[f"summary --no-hash ({mode})"] / z
+        hashed = median[f"summary ({mode})"] / h
+        verdicts = ("ok" if no_hash <= 1.0 else "MISSED", "ok" if hashed <= 1.15 else "MISSED")
+        print(
+            f"  {mode:10}  --no-hash {no_hash:.2f}x Z (<= 1.0: {verdicts[0]})"
+            f"   hash {hashed:.2f}x H (<= 1.15: {verdicts[1]})"
+        )
+    if not args.keep:
+        path.unlink()
+        workdir.rmdir()
+
+
+if __name__ == "__main__":
+    main()
