@@ -24,8 +24,9 @@ from kcheckpoint._proto.cri import api_pb2, api_pb2_grpc
 
 from .runtime import CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID
 
-#: The sample the demo copies; a zstd-compressed Podman export of a small web app.
-SAMPLE = Path(__file__).resolve().parents[3] / "samples" / "webapp-t3.tar.zst"
+#: The sample the demo copies; a zstd-compressed Podman export of a small web app. It is package
+#: data, so that `serve --demo` works from a wheel (samples/webapp-t3.tar.zst links to it).
+SAMPLE = Path(__file__).resolve().parent / "data" / "webapp-t3.tar.zst"
 
 #: Writes the archive for a CheckpointContainer call: (container, location) -> None.
 ArchiveWriter = Callable[["FakeContainer", str], None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import shutil
 import signal
 import ssl
 import tempfile
@@ -294,14 +295,23 @@ def _demo_runtime(archive: Path | None) -> Iterator[tuple[str, Path]]:
         )
     workdir = Path(tempfile.mkdtemp(prefix="kcheckpoint-demo-"))
     socket = workdir / "demo-cri.sock"
-    server = start_runtime_server(FakeRuntimeService(demo_pods(), sample_writer(sample)), socket)
     try:
-        yield f"unix://{socket}", workdir / "root"
+        server = start_runtime_server(
+            FakeRuntimeService(demo_pods(), sample_writer(sample)), socket
+        )
+        try:
+            yield f"unix://{socket}", workdir / "root"
+        finally:
+            server.stop(0)
     finally:
-        server.stop(0)
-        socket.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # kept when the demo's archives are in it
-            workdir.rmdir()
+        # everything the demo made, its archives included (--root-dir puts them elsewhere)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _removed_note(root: Path) -> str:
+    if root.name == "root" and root.parent.name.startswith("kcheckpoint-demo-"):
+        return " and are removed when the demo stops (--root-dir keeps them)"
+    return ""
 
 
 def _demo_banner(
@@ -311,6 +321,7 @@ def _demo_banner(
     auth = "" if anonymous else ' -H "Authorization: Bearer $TOKEN"'
     warn(
         "DEMO MODE: the CRI runtime is a demo that checkpoints nothing; its pod demo/webapp "
-        f"returns a copy of a sample archive. Archives go to {root.absolute()}/checkpoints.\n"
+        f"returns a copy of a sample archive. Archives go to {root.absolute()}/checkpoints"
+        f"{_removed_note(root)}.\n"
         f"  try: curl{auth} -X POST {scheme}://{host}:{port}/checkpoint/demo/webapp/webapp"
     )
