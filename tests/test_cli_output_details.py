@@ -35,7 +35,7 @@ def test_stdin_is_named_and_sized_like_a_file(cli) -> None:  # type: ignore[no-u
     size_cell = from_file.stdout.splitlines()[2].split("  ")
     assert "<stdin>" in piped.stdout
     # the same size cell (compressed, then the tar's size) for a pipe as for the file
-    assert [c for c in size_cell if "tar)" in c][0] in piped.stdout
+    assert next(c for c in size_cell if "tar)" in c) in piped.stdout
     rows = list(csv.DictReader(io.StringIO(cli("summary", "-", "-o", "csv", stdin=data).stdout)))
     assert rows[0]["path"] == "<stdin>"
     assert rows[0]["archive_bytes"] == str(len(data))
