@@ -70,7 +70,7 @@ def startup(repeat: int) -> bool:
 
 
 def peak_rss() -> bool:
-    archives = sorted(p for p in FIXTURES.glob("*.tar*") if p.is_file())
+    archives = sorted(p for p in FIXTURES.rglob("*.tar*") if p.is_file())
     if not archives:
         print(f"\n(no fixtures in {FIXTURES}: peak RSS skipped)")
         return True
@@ -86,7 +86,8 @@ def peak_rss() -> bool:
             rss = measured(cmd)[1] / MIB
             ok &= rss <= 60
             row.append(f"{rss:8.1f}")
-        print(f"{path.name:36} {' '.join(row)}")
+        label = f"{path.parent.name}/{path.name[:28]}"
+        print(f"{label:36} {' '.join(row)}")
     return ok
 
 

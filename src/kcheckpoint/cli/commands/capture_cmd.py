@@ -17,7 +17,14 @@ from ..output import OutputFormat, out, warn
 
 def capture(
     url: Annotated[str, typer.Argument(help="The capture service, e.g. https://node-1:10270.")],
-    target: Annotated[str, typer.Argument(help="NAMESPACE/POD/CONTAINER.", show_default=False)],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="NS/POD/CONTAINER",
+            help="The container: namespace, pod and container name.",
+            show_default=False,
+        ),
+    ],
     download: Annotated[
         Path | None,
         typer.Option(

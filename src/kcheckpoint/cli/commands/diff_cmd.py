@@ -28,8 +28,12 @@ SECTIONS = ("metadata", "processes", "files", "sockets", "memory", "filesystem",
 
 
 def diff(
-    path_a: Annotated[str, typer.Argument(help="Archive A (before), or '-' for stdin.")],
-    path_b: Annotated[str, typer.Argument(help="Archive B (after), or '-' for stdin.")],
+    path_a: Annotated[
+        str, typer.Argument(metavar="A", help="Archive A (before), or '-' for stdin.")
+    ],
+    path_b: Annotated[
+        str, typer.Argument(metavar="B", help="Archive B (after), or '-' for stdin.")
+    ],
     fmt: FormatOption = OutputFormat.text,
     show_secrets: Annotated[
         bool,

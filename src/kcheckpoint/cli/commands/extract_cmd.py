@@ -25,7 +25,7 @@ def extract(
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[MEMBER|PATH]...",
+            metavar="MEMBER|PATH",
             help="Members or directories (checkpoint/), or rootfs-diff/PATH for files inside "
             "rootfs-diff.tar. Default: everything.",
             show_default=False,

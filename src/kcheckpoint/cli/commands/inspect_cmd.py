@@ -38,7 +38,12 @@ InspectFormatOption = Annotated[
 
 
 def inspect(
-    path: Annotated[str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)],
+    path: Annotated[
+        str,
+        typer.Argument(
+            metavar="ARCHIVE", help="The archive, or '-' for stdin.", show_default=False
+        ),
+    ],
     fmt: InspectFormatOption = InspectFormat.tree,
     ps_tree: Annotated[
         bool, typer.Option("--ps-tree", help="The process tree (the default section).")
