@@ -118,3 +118,58 @@ def test_criu_hint_reads_the_pagemap_field(cli, tmp_path: Path, criu: str) -> No
     doc = json.loads(cli("inspect", "-q", "--all", "-o", "json", path).stdout)
     hint = doc["inventory"]["criu_version_hint"]
     assert (hint == ">= 4.2") is (criu == "4.2")
+
+
+#: network.status as Podman (netavark) writes it for a container on the default network.
+NETWORK_STATUS = {
+    "podman": {
+        "interfaces": {
+            "eth0": {
+                "subnets": [
+                    {"ipnet": "10.88.0.5/16", "gateway": "10.88.0.1"},
+                    {"ipnet": "fd00::5/64", "gateway": "fd00::1"},
+                ],
+                "mac_address": "5a:1e:0b:63:2f:10",
+            }
+        },
+        "dns_server_ips": ["10.88.0.1"],
+    }
+}
+
+
+def test_podman_network_status_shows_interfaces(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    archive = tmp_path / "net.tar"
+    archive.write_bytes(
+        minimal_checkpoint([("network.status", json.dumps(NETWORK_STATUS).encode())])
+    )
+    doc = json.loads(cli("inspect", "-q", "--metadata", "-o", "json", archive).stdout)
+    assert doc["metadata"]["network"] == [
+        {
+            "network": "podman",
+            "interface": "eth0",
+            "mac": "5a:1e:0b:63:2f:10",
+            "ips": ["10.88.0.5/16", "fd00::5/64"],
+            "gateways": ["10.88.0.1", "fd00::1"],
+        }
+    ]
+    tree = cli("inspect", "-q", "--metadata", archive).stdout
+    assert (
+        "eth0 (podman): IP 10.88.0.5/16, fd00::5/64; MAC 5a:1e:0b:63:2f:10; "
+        "gateway 10.88.0.1, fd00::1" in tree
+    )
+
+
+@pytest.mark.parametrize("status", [None, [], {"podman": None}, {"podman": {"interfaces": 3}}])
+def test_other_network_status_shapes_give_no_interfaces(status: object) -> None:
+    from kcheckpoint.inspect.criu.checkpoint import network_interfaces
+
+    assert network_interfaces(status) == []
+
+
+def test_json_valued_annotations_show_parsed_in_the_tree(cli) -> None:  # type: ignore[no-untyped-def]
+    tree = cli("inspect", "-q", "--metadata", CRIO).stdout
+    labels = tree.split("io.kubernetes.cri-o.Labels", 1)[1].splitlines()
+    assert labels[0] == ""  # a node of its own, not "KEY: {...}"
+    assert any(line.endswith('io.kubernetes.pod.namespace: "shop"') for line in labels[1:5])
+    doc = json.loads(cli("inspect", "-q", "--metadata", "-o", "json", CRIO).stdout)
+    assert json.loads(doc["metadata"]["annotations"]["io.kubernetes.cri-o.Labels"])  # JSON: text

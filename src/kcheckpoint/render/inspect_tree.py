@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -94,6 +95,46 @@ _CONTROL.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
 def printable(text: str) -> str:
     """Control characters escaped, so archive data cannot break lines or drive the terminal."""
     return text.translate(_CONTROL)
+
+
+def annotation_node(key: str, value: str) -> Any:
+    """An annotation as a line, or, when its value is a JSON object or list, as a tree of the
+    parsed value (as checkpointctl --metadata shows them)."""
+    parsed = _json_value(value)
+    if parsed is None:
+        return f"{key}: {value}"
+    return (key, _json_nodes(parsed))
+
+
+def _json_value(value: str) -> Any:
+    if not value.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict | list) and parsed else None
+
+
+def _json_nodes(value: Any) -> list[Any]:
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    nodes: list[Any] = []
+    for key, item in items:
+        if isinstance(item, dict | list) and item:
+            nodes.append((str(key), _json_nodes(item)))
+        else:
+            nodes.append(f"{key}: {json.dumps(item, ensure_ascii=False)}")
+    return nodes
+
+
+def _interface_line(i: Any) -> str:
+    parts = [f"{i.interface} ({i.network})"]
+    parts.append(f"IP {', '.join(i.ips)}" if i.ips else "no IP")
+    if i.mac:
+        parts.append(f"MAC {i.mac}")
+    if i.gateways:
+        parts.append(f"gateway {', '.join(i.gateways)}")
+    return ": ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if parts[2:] else "")
 
 
 class _Tree:
@@ -234,7 +275,8 @@ def tree_text(result: Inspection, sel: Selection) -> str:
                     f"Pod name: {m.pod or ABSENT}",
                     f"Kubernetes namespace: {m.namespace or ABSENT}",
                     f"Environment names (spec.dump): {', '.join(m.spec_env_names) or ABSENT}",
-                    ("Annotations", [f"{k}: {v}" for k, v in m.annotations.items()]),
+                    ("Annotations", [annotation_node(k, v) for k, v in m.annotations.items()]),
+                    *([("Network", [_interface_line(i) for i in m.network])] if m.network else []),
                 ],
             )
         )

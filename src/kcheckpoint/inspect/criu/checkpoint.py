@@ -18,7 +18,7 @@ from . import system
 from .decode import ProcessDecoder, ReadMemory
 from .imageset import PREFIX, ImageSet
 from .memory import MemoryReader
-from .model import Inspection, Metadata, Process
+from .model import Inspection, Metadata, NetworkInterface, Process
 from .sinks import ArgsReader, scan_with_args
 
 
@@ -124,6 +124,7 @@ def inspect_scan(
                 k: v if show_secrets else redact_env_values(v) for k, v in sorted(ann.items())
             },
             spec_env_names=[e.partition("=")[0] for e in meta.env],
+            network=network_interfaces(meta.network_status),
         ),
         inventory=system.inventory(images),
         processes=procs,
@@ -178,3 +179,31 @@ def memory_reader(path: str | os.PathLike[str], scan: ArchiveScan, args: ArgsRea
         return data if data is not None else args.read(pid, start, end)
 
     return read
+
+
+def network_interfaces(status: Any) -> list[NetworkInterface]:
+    """Podman's network.status: ``{NETWORK: {"interfaces": {NAME: {"mac_address", "subnets":
+    [{"ipnet", "gateway"}]}}}}``; anything else gives no interfaces."""
+    found: list[NetworkInterface] = []
+    if not isinstance(status, dict):
+        return found
+    for network in sorted(status):
+        interfaces = (
+            status[network].get("interfaces") if isinstance(status[network], dict) else None
+        )
+        if not isinstance(interfaces, dict):
+            continue
+        for name in sorted(interfaces):
+            iface = interfaces[name] if isinstance(interfaces[name], dict) else {}
+            subnets = [s for s in iface.get("subnets") or [] if isinstance(s, dict)]
+            mac = iface.get("mac_address")
+            found.append(
+                NetworkInterface(
+                    network=str(network),
+                    interface=str(name),
+                    mac=mac if isinstance(mac, str) and mac else None,
+                    ips=[s["ipnet"] for s in subnets if isinstance(s.get("ipnet"), str)],
+                    gateways=[s["gateway"] for s in subnets if isinstance(s.get("gateway"), str)],
+                )
+            )
+    return found

@@ -212,6 +212,18 @@ class Inventory:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkInterface:
+    """One interface of Podman's network.status: the network, its addresses and gateways."""
+
+    network: str
+    interface: str
+    mac: str | None
+    #: Addresses with their prefix length ("10.88.0.5/16").
+    ips: list[str]
+    gateways: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Metadata:
     """Kubernetes metadata from the engine's annotations."""
 
@@ -220,6 +232,8 @@ class Metadata:
     annotations: dict[str, str]
     #: Names of the environment variables in spec.dump (values are never copied here).
     spec_env_names: list[str]
+    #: Podman's network.status (empty for other engines, and without a network).
+    network: list[NetworkInterface]
 
 
 @dataclass(frozen=True, slots=True)
