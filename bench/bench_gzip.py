@@ -63,6 +63,7 @@ def command(path: Path, hash_input: bool) -> Callable[[], None]:
     if not hash_input:
         cmd.append("--no-hash")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # byte code, as an installed package has it
 
     def run() -> None:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)

@@ -8,7 +8,8 @@ target:
 - peak RSS of `summary`, `inspect` and `search` on every fixture: at most 60 MiB.
 
 `python3 -S -c pass` (no site packages, no .pth files) is printed for scale: on a machine whose
-site directory runs .pth files at start-up, the baseline itself is slower.
+site directory runs .pth files at start-up, the baseline itself is slower. Every case runs once
+before timing, with byte code written (as an installed package has it).
 
     python bench/bench_startup.py [--repeat 21]
 """
@@ -31,8 +32,10 @@ MIB = 1 << 20
 
 
 def measured(cmd: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of one run; output discarded."""
+    """Wall time and peak RSS (bytes) of one run; output discarded. Byte code is written and
+    used, as an installed package has it (PYTHONDONTWRITEBYTECODE would time the compiler)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -51,6 +54,8 @@ def startup(repeat: int) -> bool:
         "kcheckpoint summary idle.tar.zst": ([*KCP, "-q", "summary", str(SAMPLE)], 8.0),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
+    for cmd, _target in cases.values():  # a warm-up run each: byte code written, files cached
+        measured(cmd)
     for _ in range(repeat):  # interleaved, so that load on the machine hits every case alike
         for name, (cmd, _target) in cases.items():
             times[name].append(measured(cmd)[0])
