@@ -307,3 +307,13 @@ def test_archive_arguments_complete_as_files() -> None:
     """No candidates for ARCHIVE: bash (complete -o default) and zsh (_files) list files."""
     assert _complete("bash", f"kcheckpoint summary {ROOT}/sam").stdout.strip() == ""
     assert _complete("zsh", f"kcheckpoint summary {ROOT}/sam").stdout.strip() == "_files"
+
+
+def test_version_through_typer_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """cli.main answers --version first; the app answers it as well (the help lists it)."""
+    from kcheckpoint import __version__
+    from kcheckpoint.cli.app import build_app
+
+    code = build_app()(args=["--version"], prog_name="kcheckpoint", standalone_mode=False)
+    assert code == 0
+    assert capsys.readouterr().out == f"kcheckpoint {__version__}\n"

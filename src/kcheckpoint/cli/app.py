@@ -171,6 +171,15 @@ def _install_completion(ctx: Any, value: Shell | None) -> None:
     raise typer.Exit(0)
 
 
+def _print_version(value: bool) -> None:
+    """--version where cli.main did not answer it first (after another option, say)."""
+    if value:
+        from kcheckpoint import __version__
+
+        sys.stdout.write(f"kcheckpoint {__version__}\n")
+        raise typer.Exit(0)
+
+
 def _global(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
@@ -186,7 +195,16 @@ def _global(
             "the same input compare equal byte for byte.",
         ),
     ] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            expose_value=False,
+            help="Print the version and exit.",
+        ),
+    ] = False,
     show_completion: Annotated[
         Shell | None,
         typer.Option(
@@ -208,7 +226,6 @@ def _global(
         ),
     ] = None,
 ) -> None:
-    # cli.main answers --version before typer is imported; this is here for the help text
     if debug:
         set_debug(True)
     if quiet:
