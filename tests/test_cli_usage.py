@@ -176,7 +176,7 @@ def test_one_help_style(cli, command: str) -> None:  # type: ignore[no-untyped-d
     text = cli(command, "--help").stdout
     usage = text.splitlines()[0]
     assert "{" not in usage
-    for label in ("<str>", "<int>", "<list[", "<path>", "<float", "<int range>"):
+    for label in ("<str>", "<int>", "<list[", "<path>", "<float", "<int range>", "['"):
         assert label not in text
     arguments = text.split("Arguments:", 1)[1] if "Arguments:" in text else ""
     for line in arguments.split("Options:", 1)[0].splitlines()[1:]:

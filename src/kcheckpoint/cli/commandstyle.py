@@ -146,7 +146,8 @@ def option_record(param: Any) -> tuple[str, str] | None:
         extra.append(limits)
     envvar = getattr(param, "envvar", None)
     if envvar and getattr(param, "show_envvar", False):
-        extra.append(f"env: {envvar}")
+        names = [envvar] if isinstance(envvar, str) else list(envvar)
+        extra.append(f"env: {', '.join(names)}")
     text = param.help or ""
     if extra:
         text = f"{text} [{'; '.join(extra)}]".strip()
