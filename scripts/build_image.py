@@ -277,6 +277,10 @@ def download_wheels(wheel: Path, base_versions: dict[str, str], dest: Path) -> N
     tags = [f"manylinux_2_{minor}_{machine}" for minor in range(glibc_minor, 4, -1)]
     tags += [f"manylinux{legacy}_{machine}" for legacy in ("2014", "2010", "1")]
     platforms = [arg for tag in tags for arg in ("--platform", tag)]
+    # pip download reuses a file of the same name in --dest: an older build of our wheel, with
+    # the same version but older dependencies, would be resolved instead of this one
+    for stale in dest.glob("kcheckpoint-*.whl"):
+        stale.unlink()
     run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
          "--only-binary=:all:", "--dest", str(dest), "--python-version", python,
