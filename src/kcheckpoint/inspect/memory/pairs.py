@@ -1,0 +1,101 @@
+"""Paired rules: a secret that means something only beside its id, as trufflehog pairs them.
+
+An AWS secret access key is 40 base-64 characters that nothing else announces; beside an
+``AKIA``/``ASIA`` key id it is a credential. The candidates (``aws-secret-candidate``) and the
+ids come from the one scan; here each id takes the nearest candidate in its scope, and the pair
+becomes one finding, located at the secret, that names its id.
+
+Scopes: in a file (or a log), the candidate must lie within ``PAIR_DISTANCE`` bytes of the id;
+in the environment of ``spec.dump``/``config.dump``, anywhere in it; in a process's memory,
+anywhere in that process, because a heap keeps no order (an id and its secret are allocated
+wherever the allocator puts them), so a pair there is of ``medium`` confidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kcheckpoint.inspect.rules.secrets import AWS_SECRET_CANDIDATE, RawFinding
+
+#: Bytes between an id and its secret in a file.
+PAIR_DISTANCE = 4096
+
+PAIR_RULE = "aws-access-key-pair"
+_ID_RULE = "aws-access-key-id"
+_ID_PREFIXES = (b"AKIA", b"ASIA")
+
+
+@dataclass(frozen=True, slots=True)
+class Paired:
+    """A candidate secret with the id it goes with."""
+
+    secret: tuple[Any, RawFinding]
+    key_id: tuple[Any, RawFinding]
+    confidence: str
+
+
+def _scope(info: Any) -> tuple[Any, ...]:
+    if info.vaddr is not None:
+        return ("pid", info.pid)
+    if info.path is not None and info.member in ("spec.dump", "config.dump"):
+        return ("metadata", info.member)
+    return ("file", info.member, info.path)
+
+
+def pair_secrets(
+    raw: list[tuple[Any, RawFinding]],
+) -> tuple[list[tuple[Any, RawFinding]], list[Paired]]:
+    """Split a scan's findings into the ones kept as they are and the pairs.
+
+    Candidates that pair with no id are dropped; an id that pairs is reported in its pair only.
+    """
+    candidates: dict[tuple[Any, ...], list[tuple[Any, RawFinding]]] = {}
+    ids: list[tuple[Any, RawFinding]] = []
+    kept: list[tuple[Any, RawFinding]] = []
+    for item in raw:
+        info, f = item
+        if f.rule == AWS_SECRET_CANDIDATE.id:
+            candidates.setdefault(_scope(info), []).append(item)
+            continue
+        if f.rule == _ID_RULE and f.value.startswith(_ID_PREFIXES):
+            ids.append(item)
+        kept.append(item)
+    pairs: list[Paired] = []
+    paired_ids: set[int] = set()
+    for item in ids:
+        info, f = item
+        scope = _scope(info)
+        best: tuple[int, tuple[Any, RawFinding]] | None = None
+        for cand in candidates.get(scope, []):
+            distance = abs(cand[1].secret_start - f.secret_start)
+            if scope[0] == "file" and distance > PAIR_DISTANCE:
+                continue
+            if best is None or distance < best[0]:
+                best = (distance, cand)
+        if best is None:
+            continue
+        confidence = "medium" if scope[0] == "pid" and best[0] > PAIR_DISTANCE else "high"
+        pairs.append(Paired(best[1], item, confidence))
+        paired_ids.add(id(item))
+    absorbed = {id(item): p for p in pairs for item in kept if _overlaps(item, p.secret)}
+    kept = [item for item in kept if id(item) not in paired_ids and id(item) not in absorbed]
+    named = {id(p.secret): item[1].name for item in raw if (p := absorbed.get(id(item)))}
+    pairs = [
+        Paired((p.secret[0], _named(p.secret[1], named.get(id(p.secret)))), p.key_id, p.confidence)
+        for p in pairs
+    ]
+    return kept, pairs
+
+
+def _overlaps(a: tuple[Any, RawFinding], b: tuple[Any, RawFinding]) -> bool:
+    """The same bytes of the same segment (a named rule that found the paired secret)."""
+    return (
+        a[0] == b[0] and a[1].secret_start < b[1].secret_end and b[1].secret_start < a[1].secret_end
+    )
+
+
+def _named(f: RawFinding, name: str | None) -> RawFinding:
+    if not name or f.name:
+        return f
+    return RawFinding(f.rule, f.start, f.end, f.secret_start, f.value, name, f.public, f.encoding)
