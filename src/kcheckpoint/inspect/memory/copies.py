@@ -8,11 +8,12 @@ memory, files and logs. Short values and common words are not propagated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from kcheckpoint.inspect.rules.engine import AnchorFinder, literal_finder, wide
+from kcheckpoint.inspect.rules.secrets import RawFinding, SecretMatcher, StreamSecrets
 
 from .search import CountingSink
 
@@ -67,10 +68,24 @@ class Copy:
 
 
 class CopySink(CountingSink):
-    """Receives segments from the walk and finds every known value in them."""
+    """Receives segments from the walk and finds every known value in them.
 
-    def __init__(self, values: list[bytes], engine: str = "auto") -> None:
+    With a ``matcher``, the segments that ``wanted`` accepts also go through it, in the same
+    pass (the AWS secret candidates, only where a key id was seen): ``raw`` gets its findings.
+    """
+
+    def __init__(
+        self,
+        values: list[bytes],
+        engine: str = "auto",
+        *,
+        matcher: SecretMatcher | None = None,
+        wanted: Callable[[Any], bool] | None = None,
+    ) -> None:
         super().__init__()
+        self.matcher = matcher
+        self.wanted = wanted
+        self.raw: list[tuple[Any, RawFinding]] = []
         literals: list[bytes] = []
         self._meta: list[tuple[int, str]] = []
         for i, value in enumerate(values):
@@ -78,7 +93,7 @@ class CopySink(CountingSink):
             self._meta.append((i, "ascii"))
             literals.append(wide(value))
             self._meta.append((i, "utf-16le"))
-        self.finder: AnchorFinder = literal_finder(literals, engine)
+        self.finder: AnchorFinder = literal_finder(literals, engine if literals else "python")
         self._lens = [len(a.pattern) for a in self.finder.anchors]
         # dict.fromkeys in the finder keeps the first of equal literals, in order
         index = {lit: n for n, lit in reversed(list(enumerate(literals)))}
@@ -91,7 +106,14 @@ class CopySink(CountingSink):
         keep = max(self._lens, default=1) - 1
         carry = b""
         at = info.base  # stream position of carry[0]
+        rules = None
+        if self.matcher is not None and (self.wanted is None or self.wanted(info)):
+            rules = StreamSecrets(self.matcher, info.base)
         for chunk in chunks:
+            if rules is not None:
+                self.raw.extend((info, f) for f in rules.feed(chunk))
+            if not self._lens:
+                continue
             buf = carry + bytes(chunk)
             hi = len(buf) - keep
             if hi > 0:
@@ -102,6 +124,8 @@ class CopySink(CountingSink):
                 carry = buf
         if carry:
             self._scan(info, carry, at, len(carry))
+        if rules is not None:
+            self.raw.extend((info, f) for f in rules.finish())
 
     def _scan(self, info: Any, buf: bytes, at: int, hi: int) -> None:
         for pos, aid in sorted(self.finder.find(buf, 0, hi)):

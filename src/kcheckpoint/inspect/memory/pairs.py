@@ -35,12 +35,17 @@ class Paired:
     confidence: str
 
 
-def _scope(info: Any) -> tuple[Any, ...]:
+def scope_of(info: Any) -> tuple[Any, ...]:
     if info.vaddr is not None:
         return ("pid", info.pid)
     if info.path is not None and info.member in ("spec.dump", "config.dump"):
         return ("metadata", info.member)
     return ("file", info.member, info.path)
+
+
+def is_key_id(f: RawFinding) -> bool:
+    """An AWS key id that a secret may pair with."""
+    return f.rule == _ID_RULE and f.value.startswith(_ID_PREFIXES)
 
 
 def pair_secrets(
@@ -56,16 +61,16 @@ def pair_secrets(
     for item in raw:
         info, f = item
         if f.rule == AWS_SECRET_CANDIDATE.id:
-            candidates.setdefault(_scope(info), []).append(item)
+            candidates.setdefault(scope_of(info), []).append(item)
             continue
-        if f.rule == _ID_RULE and f.value.startswith(_ID_PREFIXES):
+        if is_key_id(f):
             ids.append(item)
         kept.append(item)
     pairs: list[Paired] = []
     paired_ids: set[int] = set()
     for item in ids:
         info, f = item
-        scope = _scope(info)
+        scope = scope_of(info)
         best: tuple[int, tuple[Any, RawFinding]] | None = None
         for cand in candidates.get(scope, []):
             distance = abs(cand[1].secret_start - f.secret_start)

@@ -29,8 +29,8 @@ from kcheckpoint.inspect.rules.secrets import (
     scan_chunks,
 )
 
-from .copies import CopySink, propagatable
-from .pairs import PAIR_RULE, pair_secrets
+from .copies import Copy, CopySink, propagatable
+from .pairs import PAIR_RULE, is_key_id, pair_secrets, scope_of
 from .search import CountingSink
 from .shmem import MappedAt, SharedMemory
 
@@ -252,7 +252,14 @@ def scan_archive_secrets(
     tarballs; then find every copy of every flagged value (unless the input is stdin)."""
     from kcheckpoint.inspect.criu.walk import walk_memory
 
-    rules = (*RULES, AWS_SECRET_CANDIDATE, *((ENTROPY_RULE,) if entropy else ()))
+    rescannable = copies and stdin is None and path != "-"
+    # Read twice: the AWS candidates are looked for in the second walk, only where a key id
+    # was seen (a bounded regex costs more than all the keywords together).
+    rules = (
+        *RULES,
+        *((ENTROPY_RULE,) if entropy else ()),
+        *(() if rescannable else (AWS_SECRET_CANDIDATE,)),
+    )
     matcher = SecretMatcher(rules, engine=engine, utf16=True)
     sink = _SecretSink(matcher)
     everywhere = not memory_only
@@ -271,6 +278,13 @@ def scan_archive_secrets(
     keyed_hash = Fingerprinter(fingerprint_key)
     by_confidence = {r.id: r.confidence for r in rules}
     by_confidence["kubernetes-service-account-token"] = "high"
+    walk = _Rewalk(path, engine, pids, everywhere, scan.blobs)
+    raw = list(sink.raw)
+    known = _known(raw) if rescannable else []
+    second: CopySink | None = None
+    if rescannable:
+        second = walk.run(known, {scope_of(i) for i, f in raw if is_key_id(f)})
+        raw += second.raw
 
     def finding(info: Any, f: RawFinding, rule: str, confidence: str, key: Any = None) -> Finding:
         return Finding(
@@ -287,7 +301,7 @@ def scan_archive_secrets(
             key_id=key,
         )
 
-    kept, pairs = pair_secrets(sink.raw)
+    kept, pairs = pair_secrets(raw)
     findings = [finding(info, f, f.rule, by_confidence.get(f.rule, "high")) for info, f in kept]
     for pair in pairs:
         id_info, id_raw = pair.key_id
@@ -299,12 +313,14 @@ def scan_archive_secrets(
             _location(id_info, id_raw.start, model, shm),
         )
         findings.append(finding(*pair.secret, PAIR_RULE, pair.confidence, key))
-    rescannable = stdin is None and path != "-"
-    if copies and rescannable:
-        taken = [(info, f) for info, f in kept] + [p.secret for p in pairs]
-        findings.extend(
-            _copies(path, findings, taken, engine, pids, everywhere, model, shm, show_secrets)
-        )
+    if second is not None:
+        taken = [*kept, *(p.secret for p in pairs)]
+        found = list(second.copies)
+        fresh = sorted({p.secret[1].value for p in pairs} - set(known))
+        if fresh:  # a paired secret is known only now: its copies need one more walk
+            third = walk.run(fresh, set())
+            found += [Copy(c.info, c.start, c.value + len(known), c.encoding) for c in third.copies]
+        findings.extend(_copies(found, [*known, *fresh], findings, taken, model, shm, show_secrets))
     findings.sort(
         key=lambda x: (x.location.member, x.location.path or "", x.location.offset, x.rule)
     )
@@ -314,7 +330,7 @@ def scan_archive_secrets(
     live = [p for p in model.processes.values() if p.live]
     info = RuleSetInfo(
         RULESET_VERSION,
-        ruleset_digest(rules),
+        ruleset_digest((*RULES, AWS_SECRET_CANDIDATE, *((ENTROPY_RULE,) if entropy else ()))),
         matcher.engine,
         [r.id for r in RULES]
         + ["kubernetes-service-account-token", PAIR_RULE]
@@ -329,52 +345,76 @@ def scan_archive_secrets(
         memory_bytes=sink.memory_bytes,
         other_bytes=sink.other_bytes,
         files_scanned=everywhere,
-        copies_searched=copies and rescannable,
+        copies_searched=rescannable,
         entropy=entropy,
         problems=[*scan.problems, *model.problems],
         warnings=secrets_warning(len(live), sum(model.pages_sizes.values())),
     )
 
 
+class _Rewalk:
+    """Walks a (re-readable) archive again with a ``CopySink``."""
+
+    def __init__(
+        self,
+        path: str,
+        engine: str,
+        pids: set[int] | None,
+        everywhere: bool,
+        blobs: dict[str, bytes],
+    ) -> None:
+        self.path, self.engine, self.pids = path, engine, pids
+        self.everywhere, self.blobs = everywhere, blobs
+
+    def run(self, values: list[bytes], id_scopes: set[tuple[Any, ...]]) -> CopySink:
+        from kcheckpoint.inspect.criu.walk import walk_memory
+
+        matcher = SecretMatcher((AWS_SECRET_CANDIDATE,), engine=self.engine) if id_scopes else None
+        csink = CopySink(
+            values, self.engine, matcher=matcher, wanted=lambda info: scope_of(info) in id_scopes
+        )
+        if not values and matcher is None:
+            return csink
+        walk_memory(self.path, csink, pids=self.pids, everywhere=self.everywhere, hash_input=False)
+        if self.everywhere:
+            _feed_config(csink, self.blobs)
+        return csink
+
+
+def _known(raw: list[tuple[Any, RawFinding]]) -> list[bytes]:
+    """The values whose copies are searched for: every flagged one but the entropy rule's."""
+    values = {f.value for _, f in raw if f.rule != ENTROPY_RULE.id and propagatable(f.value)}
+    return sorted(values)
+
+
 def _copies(
-    path: str,
+    found: list[Copy],
+    values: list[bytes],
     findings: list[Finding],
     taken: list[tuple[Any, RawFinding]],
-    engine: str,
-    pids: set[int] | None,
-    everywhere: bool,
     model: Any,
     shm: SharedMemory,
     show_secrets: bool,
 ) -> list[Finding]:
-    """Every exact copy of every flagged value that no rule reported already."""
-    from kcheckpoint.inspect.criu.walk import walk_memory
-
-    origins: dict[bytes, tuple[Finding, bytes]] = {}
+    """A finding for every copy that no rule reported already, pointing to where a rule
+    flagged the value."""
+    origins: dict[bytes, Finding] = {}
     for (_info, f), item in zip(taken, findings, strict=True):
-        if item.confidence != "low" and propagatable(f.value):
-            best = origins.get(f.value)
-            if best is None or _origin_order(item) < _origin_order(best[0]):
-                origins[f.value] = (item, f.value)
-    if not origins:
-        return []
-    values = list(origins)
-    csink = CopySink(values, engine)
-    walk_memory(path, csink, pids=pids, everywhere=everywhere, hash_input=False)
-    if everywhere:
-        from kcheckpoint.inspect.reader.scan import scan_archive
-
-        _feed_config(csink, scan_archive(path, hash_input=False).blobs)
+        best = origins.get(f.value)
+        if item.confidence != "low" and (best is None or _origin_order(item) < _origin_order(best)):
+            origins[f.value] = item
     spans: dict[Any, list[tuple[int, int]]] = {}
     for info, f in taken:
         spans.setdefault(_stream(info), []).append((f.start, max(f.end, f.secret_end)))
     out = []
-    for c in csink.copies:
+    for c in found:
         value = values[c.value]
+        origin = origins.get(value)
         end = c.start + len(value) * (2 if c.encoding == "utf-16le" else 1)
-        if any(lo < end and c.start < hi for lo, hi in spans.get(_stream(c.info), [])):
+        if origin is None or any(
+            lo < end and c.start < hi for lo, hi in spans.get(_stream(c.info), [])
+        ):
             continue
-        origin = origins[value][0]
         out.append(
             Finding(
                 rule=origin.rule,

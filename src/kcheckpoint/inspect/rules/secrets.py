@@ -125,13 +125,9 @@ class SecretMatcher:
                 forms = [(Anchor(kw), False)] + ([(Anchor(wide(kw)), True)] if utf16 else [])
                 for anchor, is_wide in forms:
                     uses.setdefault(anchor, ([], len(kw), 0, is_wide))[0].append(rule)
-            for pattern, wide_pattern, width in rule.anchor_regexes:
-                narrow = Anchor(pattern, re.compile(pattern), width)
-                forms = [(narrow, False)]
-                if utf16:
-                    forms.append((Anchor(wide_pattern, re.compile(wide_pattern), 2 * width), True))
-                for anchor, is_wide in forms:
-                    uses.setdefault(anchor, ([], 0, width, is_wide))[0].append(rule)
+            for pattern, width in rule.anchor_regexes:  # ASCII only (see Rule)
+                anchor = Anchor(pattern, re.compile(pattern), width)
+                uses.setdefault(anchor, ([], 0, width, False))[0].append(rule)
         self.finder = AnchorFinder(uses, engine)
         self._uses = [
             _AnchorUse(tuple(uses[a][0]), uses[a][1], uses[a][2], uses[a][3])
