@@ -212,20 +212,19 @@ def _add_vma(start: int, status: int, flags: int, shmid: int, pgoff: int = 0) ->
 
 def _add_file(data: bytes) -> bytes:
     entries = list(read_image("files.img", data).entries)
-    entries.append(
-        files_pb2.file_entry(
-            type=1,
-            id=999,
-            reg=files_pb2.reg_file_entry(id=999, flags=2, pos=0, name=b"/dev/shm/kc"),
+    for fid, name in ((999, b"/dev/shm/kc"), (998, b"/dev/kc2")):
+        entries.append(
+            files_pb2.file_entry(
+                type=1, id=fid, reg=files_pb2.reg_file_entry(id=fid, flags=2, pos=0, name=name)
+            )
         )
-    )
     return write_image("FILES", entries)
 
 
-def _devshm(content: bytes) -> bytes:
+def _devshm(content: bytes, name: str = "kc", mode: str = "w") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        info = tarfile.TarInfo("kc")
+    with tarfile.open(fileobj=buf, mode=mode, format=tarfile.GNU_FORMAT) as tf:  # type: ignore[call-overload]
+        info = tarfile.TarInfo(name)
         info.size = len(content)
         tf.addfile(info, io.BytesIO(content))
     return buf.getvalue()
@@ -251,7 +250,13 @@ def test_shared_memory_is_attributed_to_every_process_that_maps_it(tmp_path: Pat
             "checkpoint/mm-1.img": lambda d: _add_vma(0x7D00_0000_0000, filed, MAP_SHARED, 999)(
                 _add_vma(shm, anon, MAP_SHARED | MAP_ANONYMOUS, 77)(d)
             ),
-            "checkpoint/mm-2.img": _add_vma(shm2, anon, MAP_SHARED | MAP_ANONYMOUS, 77, 4096),
+            # tmpfs-dev-48 is the tmpfs whose root_dev is 48: mounted at /dev in this archive
+            "checkpoint/tmpfs-dev-48.tar.gz.img": lambda _: _devshm(
+                f"\n{SLACK}".encode(), "./kc2", "w:gz"
+            ),
+            "checkpoint/mm-2.img": lambda d: _add_vma(0x7C00_0000_0000, filed, MAP_SHARED, 998)(
+                _add_vma(shm2, anon, MAP_SHARED | MAP_ANONYMOUS, 77, 4096)(d)
+            ),
             "checkpoint/files.img": _add_file,
             "devshm-checkpoint.tar": lambda _: _devshm(b"\n" * 40 + f"T={SLACK}\n".encode()),
         },
@@ -274,8 +279,13 @@ def test_shared_memory_is_attributed_to_every_process_that_maps_it(tmp_path: Pat
     assert [(m.pid, m.address) for m in in_devshm[0].location.mapped_by] == [
         (1, f"0x{0x7D00_0000_0000 + 42:x}")  # after "T="
     ]
+    in_tmpfs = [f for f in slack if f.location.member == "checkpoint/tmpfs-dev-48.tar.gz.img"]
+    assert len(in_tmpfs) == 1
+    assert [(m.pid, m.address) for m in in_tmpfs[0].location.mapped_by] == [
+        (2, f"0x{0x7C00_0000_0000 + 1:x}")
+    ]
     group = next(g for g in result.groups if g.rules == ["slack-token"])
-    assert group.pids == [1, 2] and group.count == 2
+    assert group.pids == [1, 2] and group.count == 3
 
 
 def test_entropy_is_opt_in_and_low_confidence(tmp_path: Path) -> None:

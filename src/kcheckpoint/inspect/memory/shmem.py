@@ -5,8 +5,9 @@
   byte at segment offset X is at ``vma.start + (X - vma.pgoff)`` in every process with a VMA of
   that shmid (reference/criu-images.md §3.4).
 * POSIX shm and other tmpfs files: their bytes are in ``devshm-checkpoint.tar`` (``/dev/shm``)
-  or ``checkpoint/tmpfs-dev-<mnt_id>.tar.gz.img`` (the tmpfs mounted where mountpoints-*.img
-  says), and a process maps them through a file-backed shared VMA of that path.
+  or ``checkpoint/tmpfs-dev-<root_dev>.tar.gz.img`` (the tmpfs mounted wherever
+  mountpoints-*.img puts that device), and a process maps them through a file-backed shared
+  VMA of that path.
 """
 
 from __future__ import annotations
@@ -102,12 +103,13 @@ class SharedMemory:
             return []
         inner = path.removeprefix("./").strip("/")
         if member == "devshm-checkpoint.tar":
-            full = f"/dev/shm/{inner}"
-        elif (m := _TMPFS.match(member)) and int(m.group(1)) in self._mounts:
-            full = f"{self._mounts[int(m.group(1))].rstrip('/')}/{inner}"
+            fulls = [f"/dev/shm/{inner}"]
+        elif m := _TMPFS.match(member):
+            fulls = [f"{p.rstrip('/')}/{inner}" for p in self._mounts.get(int(m.group(1)), [])]
         else:
             return []
-        return self._mapped(self._by_path.get(full, []), offset)
+        maps = [item for full in dict.fromkeys(fulls) for item in self._by_path.get(full, [])]
+        return self._mapped(maps, offset)
 
     def _mapped(self, maps: list[tuple[Any, Any]], at: int) -> list[MappedAt]:
         out = []
@@ -120,16 +122,15 @@ class SharedMemory:
         return out
 
 
-def _tmpfs_mounts(images: Mapping[str, bytes]) -> dict[int, str]:
-    """mnt_id -> mountpoint, from every mountpoints-*.img."""
-    out: dict[int, str] = {}
-    for name, data in images.items():
+def _tmpfs_mounts(images: Mapping[str, bytes]) -> dict[int, list[str]]:
+    """root_dev (kernel format, the N of tmpfs-dev-N) -> the mountpoints of that device."""
+    out: dict[int, list[str]] = {}
+    for name, data in sorted(images.items()):
         if not name.startswith("checkpoint/mountpoints-"):
             continue
         image = decode_image(name, data, [])
         for e in image.entries if image is not None else []:
             point = e.mountpoint
-            out[int(e.mnt_id)] = (
-                point if isinstance(point, str) else point.decode("utf-8", "replace")
-            )
+            text = point if isinstance(point, str) else point.decode("utf-8", "replace")
+            out.setdefault(int(e.root_dev), []).append(text)
     return out
