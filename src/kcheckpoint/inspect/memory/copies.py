@@ -91,13 +91,17 @@ class CopySink(CountingSink):
         for i, value in enumerate(values):
             literals.append(value)
             self._meta.append((i, "ascii"))
-            literals.append(wide(value))
+            literals.append(wide(value)[:-1])  # its last NUL is checked after (see _scan)
             self._meta.append((i, "utf-16le"))
         self.finder: AnchorFinder = literal_finder(literals, engine if literals else "python")
-        self._lens = [len(a.pattern) for a in self.finder.anchors]
         # dict.fromkeys in the finder keeps the first of equal literals, in order
         index = {lit: n for n, lit in reversed(list(enumerate(literals)))}
         self._anchor_meta = [self._meta[index[a.pattern]] for a in self.finder.anchors]
+        #: The whole length of each occurrence (a UTF-16LE one ends in the NUL left out).
+        self._lens = [
+            len(a.pattern) + (enc == "utf-16le")
+            for a, (_, enc) in zip(self.finder.anchors, self._anchor_meta, strict=True)
+        ]
         self.copies: list[Copy] = []
         self.dropped = 0
         self._per_value = [0] * len(values)
@@ -129,9 +133,12 @@ class CopySink(CountingSink):
 
     def _scan(self, info: Any, buf: bytes, at: int, hi: int) -> None:
         for pos, aid in sorted(self.finder.find(buf, 0, hi)):
-            if pos + self._lens[aid] > len(buf):
+            end = pos + self._lens[aid]
+            if end > len(buf):
                 continue
             value, encoding = self._anchor_meta[aid]
+            if encoding == "utf-16le" and buf[end - 1] != 0:
+                continue
             if self._per_value[value] >= MAX_COPIES_PER_VALUE:
                 self.dropped += 1
                 continue

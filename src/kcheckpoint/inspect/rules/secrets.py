@@ -122,7 +122,9 @@ class SecretMatcher:
         uses: dict[Anchor, tuple[list[Rule], int, int, bool]] = {}
         for rule in self.rules:
             for kw in rule.keywords:
-                forms = [(Anchor(kw), False)] + ([(Anchor(wide(kw)), True)] if utf16 else [])
+                # UTF-16LE without its last NUL: a pattern that ends in NUL makes bytes.find
+                # crawl through zero pages (the decoded window is checked anyway)
+                forms = [(Anchor(kw), False)] + ([(Anchor(wide(kw)[:-1]), True)] if utf16 else [])
                 for anchor, is_wide in forms:
                     uses.setdefault(anchor, ([], len(kw), 0, is_wide))[0].append(rule)
             for pattern, width in rule.anchor_regexes:  # ASCII only (see Rule)
