@@ -118,6 +118,15 @@ class CopySink(CountingSink):
                 self.raw.extend((info, f) for f in rules.feed(chunk))
             if not self._lens:
                 continue
+            if len(chunk) > 2 * keep:  # in place: only the junction with the carry is copied
+                if carry:
+                    self._scan(info, carry + bytes(chunk[:keep]), at, len(carry))
+                    at += len(carry)
+                hi = len(chunk) - keep
+                self._scan(info, chunk, at, hi)
+                carry = bytes(chunk[hi:])
+                at += hi
+                continue
             buf = carry + bytes(chunk)
             hi = len(buf) - keep
             if hi > 0:
