@@ -306,3 +306,14 @@ def test_no_secret_value_in_any_default_output(cli, tmp_path: Path, fmt: str) ->
     for raw in (PASSWORD, AWS_SECRET, GHP, "sk_live_FIXTURE51c0ffee0123456789", "FIXTURE7EXAMPLE"):
         assert raw not in res.stdout and raw not in res.stderr
     assert "copy" in res.stdout
+
+
+def test_copies_past_the_limit_are_counted_not_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kcheckpoint.inspect.memory import copies
+
+    full = scan_archive_secrets(str(PODMAN_T1), fingerprint_key=KEY)
+    monkeypatch.setattr(copies, "MAX_COPIES_PER_VALUE", 2)
+    capped = scan_archive_secrets(str(PODMAN_T1), fingerprint_key=KEY)
+    assert full.copies_dropped == 0 and capped.copies_dropped > 0
+    listed = len([f for f in full.findings if f.copy_of is not None])
+    assert len([f for f in capped.findings if f.copy_of is not None]) < listed

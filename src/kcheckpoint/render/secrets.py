@@ -92,6 +92,7 @@ def secrets_text(result: SecretsResult) -> str:
         f"in {scanned} scanned ({by_rule}); rule set {result.ruleset.version}/"
         f"{result.ruleset.digest}, engine {result.ruleset.engine}"
         + ("" if result.copies_searched else "; copies not searched (stdin)")
+        + (f"; {result.copies_dropped} more copies not listed" if result.copies_dropped else "")
         + "\n"
     )
     return "".join(parts).lstrip("\n")

@@ -9,6 +9,8 @@ Bytes of shared segments and tmpfs files are attributed to every process that ma
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -128,6 +130,8 @@ class SecretsResult:
     files_scanned: bool
     #: False when the input could not be read twice (stdin): copies were not searched.
     copies_searched: bool
+    #: Copies found but not listed: past MAX_COPIES_PER_VALUE of one value.
+    copies_dropped: int
     #: Whether the --entropy rule ran.
     entropy: bool
     problems: list[Any]
@@ -282,6 +286,7 @@ def scan_archive_secrets(
     raw = list(sink.raw)
     known = _known(raw) if rescannable else []
     second: CopySink | None = None
+    dropped = 0
     if rescannable:
         second = walk.run(known, {scope_of(i) for i, f in raw if is_key_id(f)})
         raw += second.raw
@@ -316,9 +321,11 @@ def scan_archive_secrets(
     if second is not None:
         taken = [*kept, *(p.secret for p in pairs)]
         found = list(second.copies)
+        dropped += second.dropped
         fresh = sorted({p.secret[1].value for p in pairs} - set(known))
         if fresh:  # a paired secret is known only now: its copies need one more walk
             third = walk.run(fresh, set())
+            dropped += third.dropped
             found += [Copy(c.info, c.start, c.value + len(known), c.encoding) for c in third.copies]
         findings.extend(_copies(found, [*known, *fresh], findings, taken, model, shm, show_secrets))
     findings.sort(
@@ -346,6 +353,7 @@ def scan_archive_secrets(
         other_bytes=sink.other_bytes,
         files_scanned=everywhere,
         copies_searched=rescannable,
+        copies_dropped=dropped,
         entropy=entropy,
         problems=[*scan.problems, *model.problems],
         warnings=secrets_warning(len(live), sum(model.pages_sizes.values())),
@@ -403,17 +411,13 @@ def _copies(
         best = origins.get(f.value)
         if item.confidence != "low" and (best is None or _origin_order(item) < _origin_order(best)):
             origins[f.value] = item
-    spans: dict[Any, list[tuple[int, int]]] = {}
-    for info, f in taken:
-        spans.setdefault(_stream(info), []).append((f.start, max(f.end, f.secret_end)))
+    reported = _Spans(taken)
     out = []
     for c in found:
         value = values[c.value]
         origin = origins.get(value)
         end = c.start + len(value) * (2 if c.encoding == "utf-16le" else 1)
-        if origin is None or any(
-            lo < end and c.start < hi for lo, hi in spans.get(_stream(c.info), [])
-        ):
+        if origin is None or reported.overlaps(_stream(c.info), c.start, end):
             continue
         out.append(
             Finding(
@@ -431,6 +435,25 @@ def _copies(
             )
         )
     return out
+
+
+class _Spans:
+    """The byte ranges the rules reported, per stream, to tell a copy from a finding."""
+
+    def __init__(self, taken: list[tuple[Any, RawFinding]]) -> None:
+        by_stream: dict[Any, list[tuple[int, int]]] = {}
+        for info, f in taken:
+            by_stream.setdefault(_stream(info), []).append((f.start, max(f.end, f.secret_end)))
+        self._starts: dict[Any, list[int]] = {}
+        self._reach: dict[Any, list[int]] = {}  # the furthest end of the ranges up to each one
+        for key, ranges in by_stream.items():
+            ranges.sort()
+            self._starts[key] = [lo for lo, _ in ranges]
+            self._reach[key] = list(itertools.accumulate((hi for _, hi in ranges), max))
+
+    def overlaps(self, key: Any, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self._starts.get(key, []), end) - 1
+        return i >= 0 and self._reach[key][i] > start
 
 
 def _stream(info: Any) -> tuple[Any, ...]:
