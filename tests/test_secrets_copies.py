@@ -21,6 +21,7 @@ from kcheckpoint.inspect.memory.secrets import Finding, scan_archive_secrets
 from kcheckpoint.inspect.rules.engine import wide
 from kcheckpoint.inspect.rules.secrets import (
     AWS_SECRET_CANDIDATE,
+    CANDIDATE_RULES,
     RULES,
     SecretMatcher,
     drop_shadowed,
@@ -32,6 +33,7 @@ from .conftest import CONTAINERD, CRIO, PODMAN_T1, PODMAN_T2, PODMAN_T3, fixture
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 PASSWORD = "hunter2-fixture-pw"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYFIXTUREKEY"
+ALIBABA = b"Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy"
 
 
 def _scan(path: object, **kw: object) -> list[Finding]:
@@ -102,6 +104,26 @@ def test_pairs_need_an_id_and_in_a_file_a_short_distance() -> None:
     hexes = b"0123456789abcdef" * 2 + b"01234567"
     for text in (jwt_head, hexes, AWS_SECRET.encode() + b"Z"):
         assert pairs(b"AKIAIOSFODNN7EXAMPLE " + text + b" ") == (["aws-access-key-id"], 0)
+
+
+def test_an_alibaba_secret_pairs_with_its_ltai_id() -> None:
+    matcher = SecretMatcher((*RULES, *CANDIDATE_RULES), engine="python")
+    text = b'{"AccessKeyId": "LTAI5tFixtureAlibaba7Q", "AccessKeySecret": "' + ALIBABA + b'"}'
+    info = SegmentInfo("rootfs-diff.tar", None, None, 0, len(text), "app/aliyun.json")
+    raw = [(info, f) for f in drop_shadowed(list(scan_chunks(matcher, [text])))]
+    kept, paired = pair_secrets(raw)
+    assert [p.rule for p in paired] == ["alibaba-access-key-pair"]
+    assert paired[0].secret[1].value == ALIBABA
+    assert paired[0].key_id[1].value == b"LTAI5tFixtureAlibaba7Q"
+    assert all(f.rule != "alibaba-access-key-id" for _, f in kept)
+    # an AWS id does not take an Alibaba-shaped secret, nor the other way round
+    swapped = b"AKIAIOSFODNN7EXAMPLE " + ALIBABA + b" LTAI5tFixtureAlibaba7Q " + AWS_SECRET.encode()
+    info = SegmentInfo("rootfs-diff.tar", None, None, 0, len(swapped), "x")
+    raw = [(info, f) for f in drop_shadowed(list(scan_chunks(matcher, [swapped])))]
+    assert sorted((p.rule, p.secret[1].value) for p in pair_secrets(raw)[1]) == [
+        ("alibaba-access-key-pair", ALIBABA),
+        ("aws-access-key-pair", AWS_SECRET.encode()),
+    ]
 
 
 def test_short_and_common_values_are_not_propagated() -> None:

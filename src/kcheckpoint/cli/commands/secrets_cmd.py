@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from kcheckpoint.inspect.memory.secrets import scan_archive_secrets
-from kcheckpoint.inspect.rules.secrets import AWS_SECRET_CANDIDATE, ENTROPY_RULE, RULES
+from kcheckpoint.inspect.rules.secrets import CANDIDATE_RULES, ENTROPY_RULE, RULES
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.secrets import CSV_COLUMNS, csv_rows, secrets_text
 
@@ -124,7 +124,7 @@ def secrets(
 
         from ..output import out
 
-        listed = [*RULES, AWS_SECRET_CANDIDATE, ENTROPY_RULE]
+        listed = [*RULES, *CANDIDATE_RULES, ENTROPY_RULE]
         out(
             table(
                 ["rule", "confidence", "keywords", "description"],

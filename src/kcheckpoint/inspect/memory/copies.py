@@ -70,8 +70,9 @@ class Copy:
 class CopySink(CountingSink):
     """Receives segments from the walk and finds every known value in them.
 
-    With a ``matcher``, the segments that ``wanted`` accepts also go through it, in the same
-    pass (the AWS secret candidates, only where a key id was seen): ``raw`` gets its findings.
+    With ``matcher_for``, a segment for which it gives a matcher also goes through that
+    matcher in the same pass (the candidate secrets of a provider, only where its key id was
+    seen): ``raw`` gets their findings.
     """
 
     def __init__(
@@ -79,12 +80,10 @@ class CopySink(CountingSink):
         values: list[bytes],
         engine: str = "auto",
         *,
-        matcher: SecretMatcher | None = None,
-        wanted: Callable[[Any], bool] | None = None,
+        matcher_for: Callable[[Any], SecretMatcher | None] | None = None,
     ) -> None:
         super().__init__()
-        self.matcher = matcher
-        self.wanted = wanted
+        self.matcher_for = matcher_for
         self.raw: list[tuple[Any, RawFinding]] = []
         literals: list[bytes] = []
         self._meta: list[tuple[int, str]] = []
@@ -110,9 +109,8 @@ class CopySink(CountingSink):
         keep = max(self._lens, default=1) - 1
         carry = b""
         at = info.base  # stream position of carry[0]
-        rules = None
-        if self.matcher is not None and (self.wanted is None or self.wanted(info)):
-            rules = StreamSecrets(self.matcher, info.base)
+        matcher = self.matcher_for(info) if self.matcher_for is not None else None
+        rules = StreamSecrets(matcher, info.base) if matcher is not None else None
         for chunk in chunks:
             if rules is not None:
                 self.raw.extend((info, f) for f in rules.feed(chunk))

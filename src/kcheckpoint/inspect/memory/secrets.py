@@ -18,12 +18,13 @@ from typing import Any
 
 from kcheckpoint.inspect.model import secrets_warning
 from kcheckpoint.inspect.rules.secrets import (
-    AWS_SECRET_CANDIDATE,
+    CANDIDATE_RULES,
     ENTROPY_RULE,
     RULES,
     RULESET_VERSION,
     Fingerprinter,
     RawFinding,
+    Rule,
     SecretMatcher,
     drop_shadowed,
     redacted_preview,
@@ -32,7 +33,7 @@ from kcheckpoint.inspect.rules.secrets import (
 )
 
 from .copies import Copy, CopySink, propagatable
-from .pairs import PAIR_RULE, is_key_id, pair_secrets, scope_of
+from .pairs import PAIR_RULES, pair_of, pair_secrets, scope_of
 from .search import CountingSink
 from .shmem import MappedAt, SharedMemory
 
@@ -262,7 +263,7 @@ def scan_archive_secrets(
     rules = (
         *RULES,
         *((ENTROPY_RULE,) if entropy else ()),
-        *(() if rescannable else (AWS_SECRET_CANDIDATE,)),
+        *(() if rescannable else CANDIDATE_RULES),
     )
     matcher = SecretMatcher(rules, engine=engine, utf16=True)
     sink = _SecretSink(matcher)
@@ -288,7 +289,11 @@ def scan_archive_secrets(
     second: CopySink | None = None
     dropped = 0
     if rescannable:
-        second = walk.run(known, {scope_of(i) for i, f in raw if is_key_id(f)})
+        scopes: dict[tuple[Any, ...], set[Rule]] = {}
+        for i, f in raw:
+            if (spec := pair_of(f)) is not None:
+                scopes.setdefault(scope_of(i), set()).add(spec.candidate)
+        second = walk.run(known, {k: frozenset(v) for k, v in scopes.items()})
         raw += second.raw
 
     def finding(info: Any, f: RawFinding, rule: str, confidence: str, key: Any = None) -> Finding:
@@ -317,14 +322,14 @@ def scan_archive_secrets(
             keyed_hash(id_raw.value),
             _location(id_info, id_raw.start, model, shm),
         )
-        findings.append(finding(*pair.secret, PAIR_RULE, pair.confidence, key))
+        findings.append(finding(*pair.secret, pair.rule, pair.confidence, key))
     if second is not None:
         taken = [*kept, *(p.secret for p in pairs)]
         found = list(second.copies)
         dropped += second.dropped
         fresh = sorted({p.secret[1].value for p in pairs} - set(known))
         if fresh:  # a paired secret is known only now: its copies need one more walk
-            third = walk.run(fresh, set())
+            third = walk.run(fresh, {})
             dropped += third.dropped
             found += [Copy(c.info, c.start, c.value + len(known), c.encoding) for c in third.copies]
         findings.extend(_copies(found, [*known, *fresh], findings, taken, model, shm, show_secrets))
@@ -337,10 +342,10 @@ def scan_archive_secrets(
     live = [p for p in model.processes.values() if p.live]
     info = RuleSetInfo(
         RULESET_VERSION,
-        ruleset_digest((*RULES, AWS_SECRET_CANDIDATE, *((ENTROPY_RULE,) if entropy else ()))),
+        ruleset_digest((*RULES, *CANDIDATE_RULES, *((ENTROPY_RULE,) if entropy else ()))),
         matcher.engine,
         [r.id for r in RULES]
-        + ["kubernetes-service-account-token", PAIR_RULE]
+        + ["kubernetes-service-account-token", *PAIR_RULES]
         + ([ENTROPY_RULE.id] if entropy else []),
     )
     return SecretsResult(
@@ -374,14 +379,23 @@ class _Rewalk:
         self.path, self.engine, self.pids = path, engine, pids
         self.everywhere, self.blobs = everywhere, blobs
 
-    def run(self, values: list[bytes], id_scopes: set[tuple[Any, ...]]) -> CopySink:
+    def run(
+        self, values: list[bytes], id_scopes: dict[tuple[Any, ...], frozenset[Rule]]
+    ) -> CopySink:
+        """Copies of ``values`` everywhere; candidates of each scope's providers in it."""
         from kcheckpoint.inspect.criu.walk import walk_memory
 
-        matcher = SecretMatcher((AWS_SECRET_CANDIDATE,), engine=self.engine) if id_scopes else None
-        csink = CopySink(
-            values, self.engine, matcher=matcher, wanted=lambda info: scope_of(info) in id_scopes
-        )
-        if not values and matcher is None:
+        matchers = {
+            rules: SecretMatcher(tuple(sorted(rules, key=lambda r: r.id)), engine=self.engine)
+            for rules in set(id_scopes.values())
+        }
+
+        def matcher_for(info: Any) -> SecretMatcher | None:
+            rules = id_scopes.get(scope_of(info))
+            return matchers[rules] if rules else None
+
+        csink = CopySink(values, self.engine, matcher_for=matcher_for)
+        if not values and not matchers:
             return csink
         walk_memory(self.path, csink, pids=self.pids, everywhere=self.everywhere, hash_input=False)
         if self.everywhere:

@@ -96,6 +96,15 @@ RULES: tuple[Rule, ...] = (
         max_len=20,
     ),
     Rule(
+        "alibaba-access-key-id",
+        "Alibaba Cloud AccessKey ID (public half of an Alibaba credential)",
+        (b"LTAI",),
+        re.compile(rb"(?<![A-Za-z0-9])(?P<secret>LTAI[A-Za-z0-9]{12,20})(?![A-Za-z0-9])"),
+        "LTAI[A-Za-z0-9]{12,20}",
+        public_prefix=4,
+        max_len=24,
+    ),
+    Rule(
         "aws-secret-access-key",
         "AWS secret access key assigned to its usual name",
         (b"ecret", b"ECRET"),
@@ -285,9 +294,9 @@ ENTROPY_RULE = Rule(
 )
 
 
-def _aws_secret_shape(value: bytes) -> bool:
-    """40 base-64 characters that look random: all three letter/digit classes, not a JWT
-    segment, and at least 4 bits of entropy per character."""
+def _random_shape(value: bytes) -> bool:
+    """Characters that look random: all three letter/digit classes, not a JWT segment, and
+    at least 4 bits of entropy per character."""
     return (
         not value.startswith(b"eyJ")
         and re.search(rb"[a-z]", value) is not None
@@ -311,6 +320,27 @@ AWS_SECRET_CANDIDATE = Rule(
     "[A-Za-z0-9/+]{40}",
     max_len=42,
     back=1,
-    accept=_aws_secret_shape,
-    anchor_regexes=((rb"[^" + _B64_EDGE + rb"][A-Za-z0-9/+]{40}[^" + _B64_EDGE + rb"]", 42),),
+    accept=_random_shape,
+    anchor_regexes=(
+        (rb"(?:^|[^" + _B64_EDGE + rb"])[A-Za-z0-9/+]{40}(?:[^" + _B64_EDGE + rb"]|$)", 42),
+    ),
 )
+
+
+#: A bare 30-character Alibaba Cloud AccessKey secret: paired with an ``LTAI`` id, never alone.
+ALIBABA_SECRET_CANDIDATE = Rule(
+    "alibaba-secret-candidate",
+    "a 30-character alphanumeric token that may be an Alibaba Cloud AccessKey secret",
+    (),
+    re.compile(rb"(?<![" + _B64_EDGE + rb"])(?P<secret>[A-Za-z0-9]{30})(?![" + _B64_EDGE + rb"])"),
+    "[A-Za-z0-9]{30}",
+    max_len=32,
+    back=1,
+    accept=_random_shape,
+    anchor_regexes=(
+        (rb"(?:^|[^" + _B64_EDGE + rb"])[A-Za-z0-9]{30}(?:[^" + _B64_EDGE + rb"]|$)", 32),
+    ),
+)
+
+#: Rules whose matches are only candidates, for ``memory.pairs``.
+CANDIDATE_RULES = (AWS_SECRET_CANDIDATE, ALIBABA_SECRET_CANDIDATE)

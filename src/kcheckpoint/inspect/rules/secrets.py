@@ -24,7 +24,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .catalog import (
+    ALIBABA_SECRET_CANDIDATE,
     AWS_SECRET_CANDIDATE,
+    CANDIDATE_RULES,
     ENTROPY_RULE,
     RULES,
     RULESET_VERSION,
@@ -34,7 +36,9 @@ from .catalog import (
 from .engine import Anchor, AnchorFinder, wide
 
 __all__ = [
+    "ALIBABA_SECRET_CANDIDATE",
     "AWS_SECRET_CANDIDATE",
+    "CANDIDATE_RULES",
     "ENTROPY_RULE",
     "RULES",
     "RULESET_VERSION",
@@ -327,7 +331,7 @@ def drop_shadowed(findings: list[RawFinding]) -> list[RawFinding]:
                 other.secret_start < hi
                 and lo < other.secret_end
                 and _PRIORITY.get(other.rule, -1) < mine
-                and other.rule != AWS_SECRET_CANDIDATE.id
+                and all(other.rule != c.id for c in CANDIDATE_RULES)
             ):
                 dropped.add(idx)
                 if f.name and not other.name:
