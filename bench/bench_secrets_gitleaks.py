@@ -16,8 +16,9 @@ peak RSS <= 100 MiB.
 
     python bench/bench_secrets_gitleaks.py [--fixture PATH ...] [--repeat 3]
 
-gitleaks is not a dependency (Debian package `gitleaks`): without it the script says so and
-exits 0. No secret value is printed: values are matched inside the script only.
+gitleaks is not a dependency (Debian package `gitleaks`, in Debian 13 "trixie" and later, not
+in bookworm): without it the script says so and exits 0; CI does not run it. No secret value
+is printed: values are matched inside the script only.
 Note: gitleaks' default allow-list skips files named *.bin, so it does not read the
 `--memory` dumps; it reads the same bytes in checkpoint/pages-*.img.
 """
