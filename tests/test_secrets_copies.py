@@ -339,3 +339,19 @@ def test_copies_past_the_limit_are_counted_not_listed(monkeypatch: pytest.Monkey
     assert full.copies_dropped == 0 and capped.copies_dropped > 0
     listed = len([f for f in full.findings if f.copy_of is not None])
     assert len([f for f in capped.findings if f.copy_of is not None]) < listed
+
+
+def test_text_output_marks_copies_pairs_and_confidence(cli) -> None:  # type: ignore[no-untyped-def]
+    res = cli("secrets", PODMAN_T1)
+    assert res.exit_code == 1
+    lines = res.stdout.splitlines()
+    assert "CONF" in lines[0] and "VIA" in lines[0]
+    pair_rows = [line for line in lines if line.startswith(PAIR_RULE)]
+    assert len(pair_rows) == 2
+    assert sum("pair AKIA" in line for line in pair_rows) == 1
+    assert sum(" copy " in line for line in pair_rows) == 1
+    assert "copies not searched" not in res.stdout
+    assert "memory may hold" in res.stderr and "copies" not in res.stderr
+    listed = cli("secrets", "--list-rules")
+    for rule in ("alibaba-access-key-id", "aws-secret-candidate", "high-entropy-assignment"):
+        assert rule in listed.stdout
