@@ -152,16 +152,21 @@ class _SecretSink(CountingSink):
         self.raw.extend((info, f) for f in drop_shadowed(found))
 
 
-def _strings(node: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string in a JSON document, with its path (``spec.process.env[2]``)."""
-    if isinstance(node, str):
-        yield path, node
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _strings(item, f"{path}[{i}]")
-    elif isinstance(node, dict):
-        for key, item in node.items():
-            yield from _strings(item, f"{path}.{key}" if path else str(key))
+def _strings(doc: Any) -> Iterator[tuple[str, str]]:
+    """Every string in a JSON document, with its path (``spec.process.env[2]``); iterative,
+    so that a deeply nested document cannot exhaust the stack."""
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            yield path, node
+        elif isinstance(node, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in reversed(list(enumerate(node))))
+        elif isinstance(node, dict):
+            stack.extend(
+                (item, f"{path}.{key}" if path else str(key))
+                for key, item in reversed(list(node.items()))
+            )
 
 
 def _feed_config(sink: Any, blobs: dict[str, bytes]) -> None:
@@ -171,9 +176,9 @@ def _feed_config(sink: Any, blobs: dict[str, bytes]) -> None:
 
     try:
         doc = json.loads(blobs.get("config.dump", b""))
-    except ValueError:
+    except (ValueError, RecursionError):
         return
-    for path, text in _strings(doc, ""):
+    for path, text in _strings(doc):
         data = text.encode("utf-8", "surrogateescape")
         if len(data) >= 4:
             sink.segment(SegmentInfo("config.dump", None, None, 0, len(data), path), iter([data]))
