@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from kcheckpoint.inspect.memory.secrets import scan_archive_secrets
-from kcheckpoint.inspect.rules.secrets import RULES
+from kcheckpoint.inspect.rules.secrets import CANDIDATE_RULES, ENTROPY_RULE, RULES
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.secrets import CSV_COLUMNS, csv_rows, secrets_text
 
@@ -96,6 +96,14 @@ def secrets(
             help="Keyword engine: auto (hyperscan when installed), hyperscan or python.",
         ),
     ] = "auto",
+    entropy: Annotated[
+        bool,
+        typer.Option(
+            "--entropy",
+            help="Also report long high-entropy tokens assigned to key/secret/token names "
+            "(20+ characters, 3.5+ bits per character), at low confidence.",
+        ),
+    ] = False,
     list_rules: Annotated[
         bool, typer.Option("--list-rules", help="List the rules and exit.")
     ] = False,
@@ -116,10 +124,14 @@ def secrets(
 
         from ..output import out
 
+        listed = [*RULES, *CANDIDATE_RULES, ENTROPY_RULE]
         out(
             table(
-                ["rule", "keywords", "description"],
-                [[r.id, " ".join(k.decode() for k in r.keywords), r.description] for r in RULES],
+                ["rule", "confidence", "keywords", "description"],
+                [
+                    [r.id, r.confidence, " ".join(k.decode() for k in r.keywords), r.description]
+                    for r in listed
+                ],
             )
         )
         return int(ExitCode.OK)
@@ -139,12 +151,15 @@ def secrets(
             pids=set(pid) if pid else None,
             hash_input=want_hash(hash_input, fmt),
             progress=progress,
+            entropy=entropy,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--engine") from exc
     finally:
         progress.done()
     report(result.input, result.problems, result.warnings)
+    if not result.copies_searched:
+        warn(f"{result.input.path}: stdin is read once: copies of flagged values not searched")
     if show_secrets and result.findings:
         warn(f"{result.input.path}: --show-secrets: the output holds secrets in clear")
     enforce_strict(strict, result.input.path, result.problems)

@@ -55,6 +55,7 @@ MAP_GROWSDOWN = 0x100
 PAGEMAP_RE = re.compile(r"^checkpoint/pagemap-(\d+)\.img$")
 MM_RE = re.compile(r"^checkpoint/mm-(\d+)\.img$")
 PAGES_RE = re.compile(r"^checkpoint/pages-(\d+)\.img$")
+SHMEM_PAGEMAP_RE = re.compile(r"^checkpoint/pagemap-shmem-(\d+)\.img$")
 
 #: The memory classes of the per-process table.
 KINDS = ("heap", "stack", "anonymous", "file", "shared", "other")
@@ -353,6 +354,18 @@ def _tree(images: Mapping[str, bytes], problems: list[Problem]) -> dict[int, tup
     return out
 
 
+def _shmem_pages(images: Mapping[str, bytes]) -> set[str | None]:
+    """The pages members of shared segments (``pagemap-shmem-<shmid>.img`` heads)."""
+    out: set[str | None] = set()
+    for name, data in images.items():
+        if SHMEM_PAGEMAP_RE.match(name):
+            image = decode_image(name, data, [])
+            head = image.head if image is not None else None
+            if head is not None and head.HasField("pages_id"):
+                out.add(f"checkpoint/pages-{int(head.pages_id)}.img")
+    return out
+
+
 def build_model(images: Mapping[str, bytes], pages_sizes: Mapping[str, int]) -> MemoryModel:
     """The memory model from the small images of a scan (``scan.images``) and pages sizes."""
     problems: list[Problem] = []
@@ -390,7 +403,7 @@ def build_model(images: Mapping[str, bytes], pages_sizes: Mapping[str, int]) -> 
             comm=comm or None,
             live=live,
         )
-    referenced = {p.pages_member for p in procs.values() if p.live}
+    referenced = {p.pages_member for p in procs.values() if p.live} | _shmem_pages(images)
     stale = sorted(n for n in pages_sizes if n not in referenced)
     for n in stale:
         problems.append(

@@ -18,230 +18,38 @@ import binascii
 import bisect
 import hashlib
 import hmac
-import math
 import re
 import secrets as _random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+
+from .catalog import (
+    ALIBABA_SECRET_CANDIDATE,
+    AWS_SECRET_CANDIDATE,
+    CANDIDATE_RULES,
+    ENTROPY_RULE,
+    RULES,
+    RULESET_VERSION,
+    Rule,
+    shannon_entropy,
+)
+from .engine import Anchor, AnchorFinder, wide
+
+__all__ = [
+    "ALIBABA_SECRET_CANDIDATE",
+    "AWS_SECRET_CANDIDATE",
+    "CANDIDATE_RULES",
+    "ENTROPY_RULE",
+    "RULES",
+    "RULESET_VERSION",
+    "Rule",
+    "shannon_entropy",
+]
 
 #: Bump when a rule changes, so that reports say which rule set produced them.
-RULESET_VERSION = "1"
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One secret rule."""
-
-    id: str
-    description: str
-    #: Case-sensitive literals; the rule runs only near one of them.
-    keywords: tuple[bytes, ...]
-    #: Must define group ``secret``; may define ``name`` (a variable name, not secret).
-    regex: re.Pattern[bytes]
-    #: A POSIX ERE with about the same matches (for benchmarking against ``grep -E``).
-    ere: str
-    #: How many leading bytes of the secret are public structure (a prefix such as ``ghp_``).
-    public_prefix: int = 0
-    #: Bytes before a keyword where a match may start, and the longest match.
-    back: int = 0
-    max_len: int = 256
-    #: Generic rules yield to a specific rule that finds the same bytes.
-    generic: bool = False
-    #: Extra check on the secret (placeholders, entropy); False drops the match.
-    accept: Callable[[bytes], bool] | None = None
-
-
-def shannon_entropy(data: bytes) -> float:
-    """Bits per byte of ``data``."""
-    if not data:
-        return 0.0
-    counts: dict[int, int] = {}
-    for b in data:
-        counts[b] = counts.get(b, 0) + 1
-    n = len(data)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
-
-
-_PLACEHOLDERS = re.compile(
-    rb"^(?:none|null|nil|true|false|undefined|changeme|password|secret|token|x+|\*+|<[^>]*>"
-    rb"|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|%\(?[a-z_]*\)?s?|\{\{.*\}\})$",
-    re.IGNORECASE,
-)
-
-
-_CODE_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-
-
-def _plausible_value(value: bytes) -> bool:
-    """A generic assignment's value looks like a credential, not code or a placeholder."""
-    if len(value) < 6 or _PLACEHOLDERS.match(value):
-        return False
-    if _CODE_NAME.fullmatch(value) and not any(48 <= b <= 57 for b in value):
-        return False  # self.token, os.environ: code, not a value
-    classes = sum(
-        1
-        for test in (bytes.islower, bytes.isupper, bytes.isdigit)
-        if any(test(bytes([b])) for b in value)
-    ) + (1 if re.search(rb"[^A-Za-z0-9]", value) else 0)
-    return classes >= 2 and shannon_entropy(value) >= 2.5
-
-
-def _env_value(value: bytes) -> bool:
-    return len(value) >= 4 and not _PLACEHOLDERS.match(value)
-
-
-_B64URL = rb"[A-Za-z0-9_-]"
-_SECRET_NAME_SUFFIX = rb"(?:_TOKEN|_PASSWORD|_PASSWD|_PWD|_PASS|_KEY|_SECRET|_CREDENTIALS?)"
-
-RULES: tuple[Rule, ...] = (
-    Rule(
-        "aws-access-key-id",
-        "AWS access key ID (public half of an AWS credential)",
-        (b"AKIA", b"ASIA", b"ABIA", b"ACCA"),
-        re.compile(rb"(?<![A-Z0-9])(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})"),
-        "(AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}",
-        public_prefix=4,
-        max_len=20,
-    ),
-    Rule(
-        "aws-secret-access-key",
-        "AWS secret access key assigned to its usual name",
-        (b"ecret", b"ECRET"),
-        re.compile(
-            rb"(?P<name>(?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY|SecretAccessKey"
-            rb"|aws_secret_key|AWS_SECRET_KEY|secret_access_key))[\"']?\s{0,3}[:=]{1,2}\s{0,3}"
-            rb"[\"']?(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
-        ),
-        "(aws_secret|AWS_SECRET|SecretAccessKey|secret_access_key)[A-Za-z_]*[\"']?[ ]*[:=]+[ ]*"
-        "[\"']?[A-Za-z0-9/+]{40}",
-        back=24,
-        max_len=120,
-    ),
-    Rule(
-        "github-token",
-        "GitHub token (personal, OAuth, user-to-server, server-to-server, refresh)",
-        (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"),
-        re.compile(rb"(?<![A-Za-z0-9])(?P<secret>gh[pousr]_[A-Za-z0-9]{30,80})(?![A-Za-z0-9])"),
-        "gh[pousr]_[A-Za-z0-9]{30,}",
-        public_prefix=4,
-        max_len=84,
-    ),
-    Rule(
-        "github-fine-grained-token",
-        "GitHub fine-grained personal access token",
-        (b"github_pat_",),
-        re.compile(rb"(?P<secret>github_pat_[A-Za-z0-9_]{50,255})"),
-        "github_pat_[A-Za-z0-9_]{50,}",
-        public_prefix=11,
-        max_len=266,
-    ),
-    Rule(
-        "slack-token",
-        "Slack bot, user, app or refresh token",
-        (b"xox",),
-        re.compile(rb"(?P<secret>xox(?:[bpars]-|e\.xox[a-z]-|e-)[A-Za-z0-9-]{10,250})"),
-        "xox([bpars]-|e\\.xox[a-z]-|e-)[A-Za-z0-9-]{10,}",
-        public_prefix=5,
-        max_len=260,
-    ),
-    Rule(
-        "slack-webhook",
-        "Slack incoming-webhook URL",
-        (b"hooks.slack.com/",),
-        re.compile(
-            rb"hooks\.slack\.com/(?:services|workflows)/(?P<secret>[A-Za-z0-9+/_-]{20,120})"
-        ),
-        "hooks\\.slack\\.com/(services|workflows)/[A-Za-z0-9+/_-]{20,}",
-        max_len=160,
-    ),
-    Rule(
-        "stripe-key",
-        "Stripe secret or restricted key",
-        (b"k_live_", b"k_test_"),
-        re.compile(rb"(?P<secret>[sr]k_(?:live|test)_[A-Za-z0-9]{10,247})(?![A-Za-z0-9])"),
-        "[sr]k_(live|test)_[A-Za-z0-9]{10,}",
-        public_prefix=8,
-        back=1,
-        max_len=255,
-    ),
-    Rule(
-        "private-key",
-        "PEM private key (RSA, EC, DSA, OpenSSH, PKCS#8, encrypted)",
-        (b"-----BEGIN",),
-        re.compile(
-            rb"(?P<head>-----BEGIN[ A-Z0-9]{0,30} PRIVATE KEY(?: BLOCK)?-----)\s*"
-            rb"(?P<secret>(?:[A-Za-z0-9+/=]{16,80}\s{0,2}){1,160})"
-        ),
-        "-----BEGIN[ A-Z0-9]* PRIVATE KEY( BLOCK)?-----",
-        max_len=13_000,
-    ),
-    Rule(
-        "jwt",
-        "JSON Web Token (a Kubernetes service-account token is reported as such)",
-        (b"eyJ",),
-        re.compile(
-            rb"(?<![A-Za-z0-9_-])(?P<secret>eyJ"
-            + _B64URL
-            + rb"{10,4096}\.eyJ"
-            + _B64URL
-            + rb"{10,8192}\."
-            + _B64URL
-            + rb"{10,2048})(?![A-Za-z0-9_-])"
-        ),
-        "eyJ[A-Za-z0-9_-]{10,}\\.eyJ[A-Za-z0-9_-]{10,}\\.[A-Za-z0-9_-]{10,}",
-        public_prefix=3,
-        max_len=14_400,
-    ),
-    Rule(
-        "secret-env-var",
-        "an environment variable whose name says secret (*_TOKEN, *_PASSWORD, *_KEY, *SECRET*)",
-        (b"OKEN=", b"_PASS", b"_PWD=", b"_KEY=", b"ECRET", b"REDENTIAL"),
-        re.compile(
-            rb"(?<![A-Za-z0-9_])(?P<name>(?:[A-Z][A-Z0-9_]{0,62})?SECRET[A-Z0-9_]{0,40}"
-            rb"|[A-Z][A-Z0-9_]{0,62}" + _SECRET_NAME_SUFFIX + rb")="
-            rb"(?P<secret>[^\x00\r\n]{1,512})"
-        ),
-        "[A-Z][A-Z0-9_]*(SECRET[A-Z0-9_]*|_TOKEN|_PASSWORD|_PASSWD|_PWD|_PASS|_KEY"
-        "|_CREDENTIALS?)=[^[:cntrl:]]{4,}",
-        back=110,
-        max_len=640,
-        generic=True,
-        accept=_env_value,
-    ),
-    Rule(
-        "password-assignment",
-        'a password, secret or token assigned in text (password=..., "token": "...")',
-        (
-            b"assword",
-            b"ASSWORD",
-            b"asswd",
-            b"ASSWD",
-            b"ecret",
-            b"ECRET",
-            b"oken",
-            b"OKEN",
-            b"pikey",
-            b"PIKEY",
-            b"pi_key",
-            b"PI_KEY",
-        ),
-        re.compile(
-            rb"(?<![A-Za-z0-9])(?P<name>(?:[A-Za-z0-9]{1,30}[_.-])?(?:password|Password|PASSWORD"
-            rb"|passwd|Passwd|PASSWD|secret|Secret|SECRET|token|Token|TOKEN|apikey|Apikey|APIKEY"
-            rb"|api_key|Api_key|API_KEY))[\"']?[ \t]{0,3}(?::=|=|:)[ \t]{0,3}[\"']?"
-            rb"(?P<secret>[^\s\"'`;,&<>(){}\[\]\x00]{6,128})"
-        ),
-        "(password|Password|PASSWORD|passwd|secret|Secret|SECRET|token|Token|TOKEN|apikey"
-        "|api_key|API_KEY)[\"']?[ ]*(:=|=|:)[ ]*[\"']?[^[:space:]\"';,&<>(){}]{6,}",
-        back=36,
-        max_len=180,
-        generic=True,
-        accept=_plausible_value,
-    ),
-)
-
-_PRIORITY = {r.id: i for i, r in enumerate(RULES)}
+#: Every rule by priority (a specific rule first); generic ones yield to those before them.
+_ALL = (*RULES, ENTROPY_RULE)
+_PRIORITY = {r.id: i for i, r in enumerate(_ALL)}
 
 
 def ruleset_digest(rules: Iterable[Rule] = RULES) -> str:
@@ -263,6 +71,13 @@ class RawFinding:
     value: bytes
     name: str | None
     public: str
+    #: "ascii", or "utf-16le" when the rule ran on decoded UTF-16LE text.
+    encoding: str = "ascii"
+
+    @property
+    def secret_end(self) -> int:
+        """Where the secret's bytes end in the stream (twice its length in UTF-16LE)."""
+        return self.secret_start + len(self.value) * (2 if self.encoding == "utf-16le" else 1)
 
 
 def _classify_jwt(value: bytes) -> str:
@@ -287,119 +102,118 @@ def _public_part(rule: Rule, m: re.Match[bytes]) -> str:
     return secret[: rule.public_prefix].decode("ascii", "replace")
 
 
-class KeywordFinder:
-    """Finds every keyword position in a buffer: Hyperscan when present, else ``bytes.find``."""
-
-    def __init__(self, keywords: Iterable[bytes], engine: str = "auto") -> None:
-        self.keywords = tuple(dict.fromkeys(keywords))
-        self.engine = "python"
-        self._db: Any = None
-        if engine in ("auto", "hyperscan"):
-            self._db = _hyperscan_db(self.keywords)
-            if self._db is not None:
-                self.engine = "hyperscan"
-            elif engine == "hyperscan":
-                raise ValueError("the hyperscan engine is not installed (pip install hyperscan)")
-
-    def find(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, bytes]]:
-        """(position, keyword) for each keyword that starts in buf[lo:hi], unsorted."""
-        kws = self.keywords
-        if self._db is not None:
-            out: list[tuple[int, bytes]] = []
-
-            def on_match(kid: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-                kw = kws[kid]
-                pos = to - len(kw)
-                if lo <= pos < hi:
-                    out.append((pos, kw))
-
-            end = min(len(buf), hi + max(len(k) for k in kws))
-            view = memoryview(buf)[lo:end] if (lo or end < len(buf)) else buf
-            self._db.scan(view, match_event_handler=_shift(on_match, lo))
-            return out
-        found: list[tuple[int, bytes]] = []
-        for kw in kws:
-            find = buf.find
-            pos = find(kw, lo)
-            while 0 <= pos < hi:
-                found.append((pos, kw))
-                pos = find(kw, pos + 1)
-        return found
-
-
-def _shift(fn: Callable[[int, int, int, int, object], None], by: int) -> Callable[..., None]:
-    if not by:
-        return fn
-
-    def shifted(kid: int, frm: int, to: int, flags: int, ctx: object) -> None:
-        fn(kid, frm + by, to + by, flags, ctx)
-
-    return shifted
-
-
-def _hyperscan_db(keywords: tuple[bytes, ...]) -> Any:
-    try:
-        import hyperscan  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    db.compile(
-        expressions=[re.escape(k) for k in keywords],
-        ids=list(range(len(keywords))),
-        elements=len(keywords),
-        flags=[0] * len(keywords),
-    )
-    return db
+@dataclass(frozen=True, slots=True)
+class _AnchorUse:
+    rules: tuple[Rule, ...]
+    #: The anchor's length in decoded (narrow) bytes; 0 for a regex anchor.
+    length: int
+    #: A match may start this many (narrow) bytes after the anchor's position.
+    slack: int
+    utf16: bool
 
 
 class SecretMatcher:
-    """Runs the rules on a buffer, keyword first. Stateless between calls; see StreamSecrets."""
+    """Runs the rules on a buffer, anchor first. Stateless between calls; see StreamSecrets.
 
-    def __init__(self, rules: Iterable[Rule] = RULES, engine: str = "auto") -> None:
+    With ``utf16``, every anchor is also looked for in UTF-16LE; around such a hit the text is
+    decoded (a character whose high byte is not NUL reads as NUL) and the same rule runs on it.
+    """
+
+    def __init__(
+        self, rules: Iterable[Rule] = RULES, engine: str = "auto", *, utf16: bool = False
+    ) -> None:
         self.rules = tuple(rules)
-        self._by_keyword: dict[bytes, list[Rule]] = {}
+        uses: dict[Anchor, tuple[list[Rule], int, int, bool]] = {}
         for rule in self.rules:
             for kw in rule.keywords:
-                self._by_keyword.setdefault(kw, []).append(rule)
-        self.finder = KeywordFinder(self._by_keyword, engine)
-        self.back = max(r.back for r in self.rules)
-        self.ahead = max(r.max_len for r in self.rules)
+                # UTF-16LE without its last NUL: a pattern that ends in NUL makes bytes.find
+                # crawl through zero pages (the decoded window is checked anyway)
+                forms = [(Anchor(kw), False)] + ([(Anchor(wide(kw)[:-1]), True)] if utf16 else [])
+                for anchor, is_wide in forms:
+                    uses.setdefault(anchor, ([], len(kw), 0, is_wide))[0].append(rule)
+            for pattern, width in rule.anchor_regexes:  # ASCII only (see Rule)
+                anchor = Anchor(pattern, re.compile(pattern), width)
+                uses.setdefault(anchor, ([], 0, width, False))[0].append(rule)
+        self.finder = AnchorFinder(uses, engine)
+        self._uses = [
+            _AnchorUse(tuple(uses[a][0]), uses[a][1], uses[a][2], uses[a][3])
+            for a in self.finder.anchors
+        ]
+        scale = 2 if utf16 else 1
+        self.back = scale * max(r.back for r in self.rules)
+        self.ahead = scale * max(r.max_len + 16 for r in self.rules)
 
     @property
     def engine(self) -> str:
         return self.finder.engine
 
     def find(self, buf: bytes, lo: int, hi: int) -> list[RawFinding]:
-        """Findings whose keyword starts in buf[lo:hi], with offsets in ``buf``."""
+        """Findings whose anchor starts in buf[lo:hi], with offsets in ``buf``."""
         seen: set[tuple[str, int]] = set()
         found: list[RawFinding] = []
-        for pos, kw in sorted(self.finder.find(buf, lo, hi)):
-            for rule in self._by_keyword[kw]:
+        for pos, aid in sorted(self.finder.find(buf, lo, hi)):
+            use = self._uses[aid]
+            for rule in use.rules:
+                if use.utf16:
+                    found.extend(_find_wide(rule, use, buf, pos, seen))
+                    continue
                 w_lo = max(0, pos - rule.back)
-                w_hi = min(len(buf), pos + len(kw) + rule.max_len)
-                for m in rule.regex.finditer(buf, w_lo, w_hi):
-                    if m.start() > pos:
-                        break
-                    if m.end() <= pos or (rule.id, m.start()) in seen:
-                        continue
-                    seen.add((rule.id, m.start()))
-                    value = m.group("secret")
-                    if rule.accept is not None and not rule.accept(value):
-                        continue
-                    rule_id = _classify_jwt(value) if rule.id == "jwt" else rule.id
-                    name = m.groupdict().get("name")
-                    found.append(
-                        RawFinding(
-                            rule=rule_id,
-                            start=m.start(),
-                            end=m.end(),
-                            secret_start=m.start("secret"),
-                            value=value,
-                            name=name.decode("ascii", "replace") if name else None,
-                            public=_public_part(rule, m),
-                        )
-                    )
+                w_hi = min(len(buf), pos + use.length + use.slack + rule.max_len)
+                found.extend(_matches(rule, buf, w_lo, w_hi, pos, use.slack, seen, 0, 1))
         return found
+
+
+def _matches(
+    rule: Rule,
+    buf: bytes,
+    w_lo: int,
+    w_hi: int,
+    pos: int,
+    slack: int,
+    seen: set[tuple[str, int]],
+    base: int,
+    scale: int,
+) -> Iterator[RawFinding]:
+    """The rule's matches in buf[w_lo:w_hi] that hold position ``pos``; offsets are
+    ``base + scale * offset`` (scale 2 for text decoded from UTF-16LE)."""
+    for m in rule.regex.finditer(buf, w_lo, w_hi):
+        if m.start() > pos + slack:
+            break
+        start = base + scale * m.start()
+        if m.end() <= pos or (rule.id, start) in seen:
+            continue
+        seen.add((rule.id, start))
+        value = m.group("secret")
+        if rule.accept is not None and not rule.accept(value):
+            continue
+        rule_id = _classify_jwt(value) if rule.id == "jwt" else rule.id
+        name = m.groupdict().get("name")
+        yield RawFinding(
+            rule=rule_id,
+            start=start,
+            end=base + scale * m.end(),
+            secret_start=base + scale * m.start("secret"),
+            value=value,
+            name=name.decode("ascii", "replace") if name else None,
+            public=_public_part(rule, m),
+            encoding="utf-16le" if scale == 2 else "ascii",
+        )
+
+
+def _find_wide(
+    rule: Rule, use: _AnchorUse, buf: bytes, pos: int, seen: set[tuple[str, int]]
+) -> Iterator[RawFinding]:
+    """The rule on UTF-16LE text around an anchor at ``pos``, decoded to narrow bytes."""
+    w_lo = max(pos % 2, pos - 2 * rule.back)
+    w_hi = min(len(buf), pos + 2 * (use.length + use.slack + rule.max_len))
+    low = buf[w_lo:w_hi:2]
+    high = buf[w_lo + 1 : w_hi : 2]
+    narrow = bytearray(low[: len(high)])
+    for i, h in enumerate(high):
+        if h:
+            narrow[i] = 0
+    at = (pos - w_lo) // 2
+    return _matches(rule, bytes(narrow), 0, len(narrow), at, use.slack // 2, seen, w_lo, 2)
 
 
 class StreamSecrets:
@@ -475,6 +289,7 @@ class StreamSecrets:
                     f.value,
                     f.name,
                     f.public,
+                    f.encoding,
                 )
             )
         if len(self._recent) > 4096:
@@ -501,21 +316,22 @@ def drop_shadowed(findings: list[RawFinding]) -> list[RawFinding]:
     """
     order = sorted(range(len(findings)), key=lambda i: findings[i].secret_start)
     starts = [findings[i].secret_start for i in order]
-    longest = max((len(f.value) for f in findings), default=0)
+    longest = max((f.secret_end - f.secret_start for f in findings), default=0)
     names: dict[int, str] = {}
     dropped: set[int] = set()
     for idx, f in enumerate(findings):
         mine = _PRIORITY.get(f.rule, -1)
-        if mine < 0 or not RULES[mine].generic:
+        if mine < 0 or not _ALL[mine].generic:
             continue
-        lo, hi = f.secret_start, f.secret_start + len(f.value)
+        lo, hi = f.secret_start, f.secret_end
         j = bisect.bisect_left(starts, hi) - 1
         while j >= 0 and starts[j] > lo - longest:
             other = findings[order[j]]
             if (
                 other.secret_start < hi
-                and lo < other.secret_start + len(other.value)
+                and lo < other.secret_end
                 and _PRIORITY.get(other.rule, -1) < mine
+                and all(other.rule != c.id for c in CANDIDATE_RULES)
             ):
                 dropped.add(idx)
                 if f.name and not other.name:
@@ -527,7 +343,9 @@ def drop_shadowed(findings: list[RawFinding]) -> list[RawFinding]:
         if idx in dropped:
             continue
         if idx in names:
-            f = RawFinding(f.rule, f.start, f.end, f.secret_start, f.value, names[idx], f.public)
+            f = RawFinding(
+                f.rule, f.start, f.end, f.secret_start, f.value, names[idx], f.public, f.encoding
+            )
         out.append(f)
     return out
 
