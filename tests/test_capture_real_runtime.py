@@ -258,8 +258,8 @@ def test_summary_and_inspect_read_the_real_archive(worker_archive: Path, cli: An
     assert listing.exit_code == 0, listing.stderr
     rootfs = json.loads(listing.stdout)["rootfs"]
     changed = {f["path"] for f in rootfs["changed"]}
-    assert {"tmp/state", "root/x/y", "tmp/counter"} <= changed
-    assert [d["path"].lstrip("/") for d in rootfs["deleted"]] == ["etc/group"]
+    assert {"/tmp/state", "/root/x/y", "/tmp/counter"} <= changed
+    assert [d["path"] for d in rootfs["deleted"]] == ["/etc/group"]
 
 
 def test_a_tcp_listener_is_checkpointed_and_inspect_shows_it(
