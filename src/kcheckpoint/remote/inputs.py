@@ -251,6 +251,15 @@ class VerifyingReader(io.RawIOBase):
             self._hash.update(data)
         return n
 
+    def take_over_sha256(self) -> Callable[[str], None] | None:
+        """The reader hashes every byte itself: it checks the digest with the returned
+        function, and this stream stops hashing (before it has read anything)."""
+        if self._hash is None or self._expected is None or self._expected.algorithm != "sha256":
+            return None
+        self._hash.hexdigest()  # stops its thread; nothing was hashed yet
+        self._hash = None
+        return self._compare
+
     def finish(self) -> None:
         """Read to the end and check the digest."""
         while not self._checked:
@@ -271,8 +280,11 @@ class VerifyingReader(io.RawIOBase):
         self._checked = True
         if self._hash is None or self._expected is None:
             return
-        actual = self._hash.hexdigest()
-        if actual != self._expected.hexdigest:
+        self._compare(self._hash.hexdigest())
+
+    def _compare(self, actual: str) -> None:
+        self._checked = True
+        if self._expected is not None and actual != self._expected.hexdigest:
             raise DigestMismatch(
                 f"{self._label}: SHA-256 {actual} does not match the server's "
                 f"{self._expected.source} {self._expected.hexdigest}"

@@ -211,6 +211,8 @@ class OpenedInput:
     counter: HashingReader | None
     #: The decompressed tar stream (stream mode) or the file itself (seekable mode).
     stream: BinaryIO
+    #: Told the input's SHA-256 once it has been read whole (a resolver's digest check).
+    on_digest: Callable[[str], None] | None = None
 
     def finish(self) -> str | None:
         """Consume what is left of the input and return its SHA-256 (stream mode)."""
@@ -220,7 +222,11 @@ class OpenedInput:
             while self.stream.read(1 << 20):
                 pass
         self.counter.drain()
-        return self.counter.sha256
+        digest = self.counter.sha256
+        if digest is not None and self.on_digest is not None:
+            check, self.on_digest = self.on_digest, None
+            check(digest)
+        return digest
 
     def info(self, *, hash_seekable: bool) -> InputInfo:
         """The input's record once it has been read: a stream is hashed as it went by, a file
@@ -360,7 +366,14 @@ def _open_stream(
     hash_input: bool,
     progress: ProgressCallback | None,
 ) -> Iterator[OpenedInput]:
-    """A resolved input (an image layer): always read in one forward pass."""
+    """A resolved input (an image layer, a URL): always read in one forward pass.
+
+    A resolver's stream may check a digest its server advertised. When this reader hashes
+    every byte anyway, the stream hands that check over (``take_over_sha256``) instead of
+    hashing the same bytes a second time.
+    """
+    take_over = getattr(raw_file, "take_over_sha256", None)
+    on_digest = take_over() if hash_input and callable(take_over) else None
     buffered = io.BufferedReader(cast(Any, raw_file), buffer_size=1 << 20)
     try:
         head = buffered.peek(_SNIFF)[:_SNIFF]
@@ -371,7 +384,7 @@ def _open_stream(
     except NotAnArchive as exc:
         raise NotAnArchive(f"{display}: {exc.message}", hint=exc.hint) from exc
     yield from _stream_input(
-        display, cast(BinaryIO, buffered), size, compression, hash_input, progress
+        display, cast(BinaryIO, buffered), size, compression, hash_input, progress, on_digest
     )
 
 
@@ -382,6 +395,7 @@ def _stream_input(
     compression: str,
     hash_input: bool,
     progress: ProgressCallback | None,
+    on_digest: Callable[[str], None] | None = None,
 ) -> Iterator[OpenedInput]:
     """Hash, count and decompress a forward-only input."""
     counter = HashingReader(raw_file, hash_input=hash_input, total=size, progress=progress)
@@ -394,7 +408,7 @@ def _stream_input(
         if first and not looks_like_tar(first[:_SNIFF]) and len(first) >= _SNIFF:
             raise NotAnArchive(f"{display}: {compression}-compressed, but not a tar archive")
     with _named_errors(display):
-        yield OpenedInput(display, size, compression, False, counter, stream)
+        yield OpenedInput(display, size, compression, False, counter, stream, on_digest)
 
 
 @contextlib.contextmanager
