@@ -46,6 +46,8 @@ class Fleet:
             "s3://evidence/week48/b-sample.tar.zst",
         ]
         self.local = str(SAMPLE)
+        self.aws: dict[str, str] = {}
+        self.plain_sha256 = ""
 
     def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return kcheckpoint(*args, env={**self.env, **extra})
@@ -78,7 +80,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         )
         s3.put_object(Bucket="evidence", Key="week48/b-sample.tar.zst", Body=SAMPLE.read_bytes())
         env = base_env(**aws, XDG_CONFIG_HOME=str(tmp / "config"))
-        yield Fleet(a, b, env, tmp)
+        fleet = Fleet(a, b, env, tmp)
+        fleet.aws = aws
+        fleet.plain_sha256 = hashlib.sha256(plain).hexdigest()
+        yield fleet
 
 
 def mixed_inputs(fleet: Fleet) -> tuple[list[str], list[str]]:
@@ -173,6 +178,23 @@ def test_a_wrong_token_is_an_error_row(fleet: Fleet) -> None:
     assert got[2]["error"] is None and got[2]["secrets"]["findings"]
     assert "hint: give the service's token with --token-file" in done.stderr
     assert "not-the-token" not in done.stdout + done.stderr
+
+
+def test_an_s3_objects_checksum_is_what_is_checked(fleet: Fleet) -> None:
+    import fsspec
+
+    from kcheckpoint.remote.inputs import _s3_checksum
+
+    fs = fsspec.filesystem(
+        "s3",
+        endpoint_url=fleet.aws["AWS_ENDPOINT_URL"],
+        key=fleet.aws["AWS_ACCESS_KEY_ID"],
+        secret=fleet.aws["AWS_SECRET_ACCESS_KEY"],
+        skip_instance_cache=True,
+    )
+    expected = _s3_checksum(fs, "evidence/week48/a-plain.tar")
+    assert expected is not None and expected.hexdigest == fleet.plain_sha256
+    assert _s3_checksum(fs, "evidence/week48/b-sample.tar.zst") is None  # uploaded without
 
 
 def test_a_digest_mismatch_is_exit_4(fleet: Fleet) -> None:
