@@ -225,6 +225,7 @@ def main() -> int:
             part_fleet(work, args.archives, args.repeat)
         if not args.skip_big:
             part_big(work, parse_size(args.big), args.repeat)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 
 
