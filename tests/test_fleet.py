@@ -167,7 +167,7 @@ def test_a_node_that_is_down_is_an_error_row_and_the_rest_complete(fleet: Fleet)
     assert errors[0] is None and errors[1] is None and errors[-1] is None
     for err in errors[2:4]:
         assert err["type"] == "RemoteInputError" and err["exit_code"] == 3
-        assert "Cannot connect" in err["message"]
+        assert "cannot connect (connection refused)" in err["message"]
     assert done.stderr.count("error: ") == 2
 
 

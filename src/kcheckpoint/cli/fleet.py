@@ -15,7 +15,7 @@ import typer
 from kcheckpoint.render.jsonout import dumps_lines
 
 from .exit_codes import ExitCode
-from .output import OutputFormat, _state, error, out
+from .output import OutputFormat, error, is_quiet, out
 from .report import json_report, resolve_format, to_csv
 
 SchedulerOption = Annotated[
@@ -61,18 +61,19 @@ def use_token_file(path: Path | None) -> None:
 def wants_fleet(
     arguments: Sequence[str], scheduler: str | None, workers: int | None, *, one_is_many: bool
 ) -> bool:
-    """True when the run is over many archives (or on Dask): arguments that stand for many,
-    more than one argument (``one_is_many`` False: summary always took many), or a cluster."""
+    """True when the run is over many archives, or on Dask.
+
+    ``one_is_many``: the command took one archive until now, so more than one argument, or
+    one that stands for many (a directory included), is a fleet run. summary always took many
+    paths and directories; for it only @FILE, listings, prefixes and globs are.
+    """
     if scheduler is not None or workers is not None:
         return True
     from kcheckpoint.remote.expand import is_many
-    from kcheckpoint.remote.inputs import remote_protocol
 
     if one_is_many:
         return len(arguments) > 1 or any(is_many(a) for a in arguments)
-    return any(
-        a.startswith("@") or (remote_protocol(a) is not None and is_many(a)) for a in arguments
-    ) or any(is_many(a) and not Path(a).is_dir() for a in arguments)
+    return any(is_many(a) and not Path(a).is_dir() for a in arguments)
 
 
 class FleetProgress:
@@ -82,7 +83,7 @@ class FleetProgress:
         self._total = total
         self._done = 0
         self._failed = 0
-        self._enabled = sys.stderr.isatty() and not _state["quiet"]
+        self._enabled = sys.stderr.isatty() and not is_quiet()
         self._last = 0.0
 
     def update(self, failed: bool) -> None:

@@ -94,14 +94,17 @@ def _url_file(path: str) -> list[str]:
 
 def list_service(url: str, token: str | None = None) -> list[str]:
     """The download URL of every archive a capture service lists (oldest first)."""
-    import fsspec
+    from fsspec.implementations.http_sync import HTTPFileSystem
 
     token = token or current_token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url.rstrip("/")
     with translate_remote_errors(url):
-        fs = fsspec.filesystem("http", headers=headers)
-        body = fs.cat_file(base)
+        fs = HTTPFileSystem(headers=headers, skip_instance_cache=True)
+        try:
+            body = fs.cat_file(base)
+        finally:
+            fs.session.close()
     try:
         items = json.loads(body)["items"]
         names = [str(item["name"]) for item in items]

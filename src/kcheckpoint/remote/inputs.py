@@ -125,22 +125,61 @@ def translate_remote_errors(name: str) -> Iterator[None]:
             f"{name}: this protocol needs a package that is not installed ({exc})",
             hint="pip install 'kcheckpoint[fleet]' for http(s) and s3",
         ) from exc
+    except ValueError as exc:
+        if "protocol" in str(exc).lower():
+            hint = "no fsspec implementation is installed for it"
+            raise InputError(f"{name}: {exc}", hint=hint) from exc
+        raise RemoteInputError(f"{name}: {describe(exc)}") from exc
     except Exception as exc:
+        if not _is_transport_error(exc):
+            raise  # a bug of ours: the CLI reports it as an internal error
         raise RemoteInputError(f"{name}: {describe(exc)}", hint=_hint(exc)) from exc
+
+
+_TRANSPORT_MODULES = (
+    "requests",
+    "urllib3",
+    "aiohttp",
+    "botocore",
+    "aiobotocore",
+    "fsspec",
+    "s3fs",
+    "ssl",
+    "asyncio",
+)
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """An error of the network, the server or the storage library, not of kcheckpoint."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    return any(cls.__module__.split(".")[0] in _TRANSPORT_MODULES for cls in type(exc).__mro__[:-2])
 
 
 def describe(exc: BaseException) -> str:
     """A one-line account of a transport error, never its request headers."""
-    status = getattr(exc, "status", None)
-    if isinstance(status, int):
-        reason = getattr(exc, "message", "") or ""
+    status = _status(exc)
+    if status is not None:
+        response = getattr(exc, "response", None)
+        reason = getattr(response, "reason", None) or getattr(exc, "message", "") or ""
         return f"the server answered {status} {reason}".rstrip()
     text = str(exc).strip() or type(exc).__name__
+    refused = re.search(r"\[Errno -?\d+\] ([^\"'()]+)", text)
+    if refused and type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
+        return f"cannot connect ({refused.group(1).strip().lower()})"
     return f"{text.splitlines()[0][:300]}"
 
 
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of an error answer (aiohttp's ``status``, requests' ``response``)."""
+    status = getattr(exc, "status", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
 def _hint(exc: BaseException) -> str | None:
-    if getattr(exc, "status", None) in (401, 403):
+    if _status(exc) in (401, 403):
         return f"give the service's token with --token-file FILE or ${TOKEN_ENV}"
     return None
 
@@ -149,35 +188,35 @@ Reader = Callable[[int], bytes]
 
 
 def _open_http(url: str, token: str | None) -> tuple[Reader, Callable[[], None], int | None, Any]:
-    """One streaming GET through fsspec's http filesystem: no HEAD, no range requests."""
-    import fsspec
-    from fsspec.asyn import sync
+    """One streaming GET through fsspec's blocking http filesystem (requests): no HEAD, no
+    range requests, and the body is read in this thread, so that the socket, the scan and
+    the hash never wait on each other's turn at the GIL."""
+    from fsspec.implementations.http_sync import HTTPFileSystem
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    fs = fsspec.filesystem("http", headers=headers)
-    # block_size=0 asks for a stream; a size given up front spares a HEAD request
-    handle = fs.open(url, "rb", block_size=0, size=1)
-    response = handle.r
-    content = response.content
-
-    async def read_up_to(n: int) -> bytes:
-        parts = []
-        wanted = n
-        while wanted > 0:
-            chunk = await content.read(wanted)
-            if not chunk:
-                break
-            parts.append(chunk)
-            wanted -= len(chunk)
-        return b"".join(parts)
+    fs = HTTPFileSystem(headers=headers, skip_instance_cache=True)
+    # one GET on the filesystem's session, streamed (fsspec's own stream file reads the body
+    # 1 KiB at a time)
+    response = fs.session.get(fs.encode_url(url), stream=True, **fs.kwargs)
+    try:
+        fs._raise_not_found_for_status(response, url)
+    except BaseException:
+        response.close()
+        fs.session.close()
+        raise
+    raw = response.raw
 
     def read(n: int) -> bytes:
         with translate_remote_errors(url):
-            return cast(bytes, sync(fs.loop, read_up_to, n))
+            return cast(bytes, raw.read(n))
+
+    def close() -> None:
+        response.close()
+        fs.session.close()
 
     length = response.headers.get("Content-Length")
     size = int(length) if length and length.isdigit() else None
-    return read, handle.close, size, _http_digest(response.headers)
+    return read, close, size, _http_digest(response.headers)
 
 
 def _http_digest(headers: Any) -> Expected | None:
