@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 
-from kcheckpoint.cli.app import app
+from kcheckpoint.cli.app import load_command
 
 yaml = pytest.importorskip("yaml", reason="pyyaml (the dev extra) parses the manifests")
 
@@ -23,8 +22,8 @@ def docs() -> dict[str, dict[str, Any]]:
 
 
 def secrets_options() -> set[str]:
-    group: Any = typer.main.get_command(app)
-    return {o for p in group.commands["secrets"].params for o in p.opts + p.secondary_opts}
+    command: Any = load_command("secrets")
+    return {o for p in command.params for o in p.opts + p.secondary_opts}
 
 
 def sweep_argv() -> list[str]:
@@ -102,3 +101,9 @@ def test_the_headless_service_selects_the_capture_daemonset() -> None:
     labels = daemonset["spec"]["template"]["metadata"]["labels"]
     assert nodes["selector"].items() <= labels.items()
     assert "/endpointslices" in docs()["ConfigMap/kcheckpoint-sweep"]["data"]["sweep.py"]
+
+
+def test_the_manifests_validate_against_the_kubernetes_schemas() -> None:
+    validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (dev extra)")
+    for doc in docs().values():
+        validate.validate(doc, validate.latest_version(), strict=True)
