@@ -39,22 +39,17 @@ PidOption = Annotated[
 
 
 def search(
-    archives: Annotated[
+    arguments: Annotated[
         list[str],
         typer.Argument(
-            metavar="ARCHIVE...",
-            help="The archive, or '-' for stdin. Many: URLs, a capture service's "
-            "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs.",
+            metavar="ARCHIVE... PATTERN",
+            help="The archive ('-' for stdin), then what to look for; a pattern that starts with "
+            "'-' goes after -e instead. Many archives: URLs, a capture service's "
+            "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs (with -e, one "
+            "such argument).",
             show_default=False,
         ),
     ],
-    pattern: Annotated[
-        str | None,
-        typer.Argument(
-            help="What to look for. A pattern that starts with '-' goes after -e (or after --).",
-            show_default=False,
-        ),
-    ] = None,
     pattern_option: Annotated[
         str | None,
         typer.Option(
@@ -116,10 +111,10 @@ def search(
     chunk or pagemap-entry boundaries are found where memory is contiguous. Exit 0 with hits,
     1 without (as grep).
     """
-    if (pattern is None) == (pattern_option is None):
+    if (pattern_option is None and len(arguments) < 2) or (pattern_option and len(arguments) != 1):
         raise typer.BadParameter("give PATTERN or -e PATTERN (exactly one)", param_hint="PATTERN")
-    wanted = pattern if pattern is not None else pattern_option
-    assert wanted is not None
+    archives = arguments if pattern_option is not None else arguments[:-1]
+    wanted = pattern_option if pattern_option is not None else arguments[-1]
     try:
         needle = compile_needle(
             wanted, regex=regex, utf16=utf16, ignore_case=ignore_case, max_match=max_match
@@ -129,7 +124,7 @@ def search(
     use_token_file(token_file)
     if wants_fleet(archives, scheduler, workers, one_is_many=True):
         options = {
-            "pattern": pattern,
+            "pattern": wanted,
             "regex": regex,
             "utf16": utf16,
             "ignore_case": ignore_case,
