@@ -19,7 +19,8 @@ from kcheckpoint.errors import DigestMismatch
 from kcheckpoint.inspect import summarize_path
 from kcheckpoint.inspect.reader.source import register_resolver
 from kcheckpoint.remote.expand import is_listing_url, is_many
-from kcheckpoint.remote.inputs import Expected, VerifyingReader, _http_digest, remote_protocol
+from kcheckpoint.remote.inputs import Expected, VerifyingReader, _http_digest
+from kcheckpoint.remote.names import remote_protocol
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "webapp-t3.tar.zst"
 

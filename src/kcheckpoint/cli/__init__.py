@@ -133,9 +133,11 @@ def _prepare_completion() -> None:
 def _register_remote_inputs(args: Sequence[str]) -> None:
     """Every reading command also opens http(s)://, s3:// and other fsspec URLs; the reader is
     told so only when the command line names one (fsspec is imported only to open it)."""
-    from kcheckpoint.remote.inputs import register, remote_protocol
+    from kcheckpoint.remote.names import remote_protocol
 
     if any(remote_protocol(a) or a.startswith("@") for a in args):
+        from kcheckpoint.remote.inputs import register
+
         register()
 
 

@@ -17,7 +17,8 @@ from urllib.parse import quote, urlsplit
 
 from kcheckpoint.errors import InputError, KCheckpointError, RemoteInputError
 
-from .inputs import current_token, remote_protocol, translate_remote_errors
+from .inputs import current_token, translate_remote_errors
+from .names import remote_protocol
 
 _GLOB_CHARS = frozenset("*?[")
 

@@ -29,23 +29,13 @@ from kcheckpoint.errors import (
     RemoteInputError,
 )
 
+from .names import remote_protocol
+
 Opened = tuple[str, BinaryIO, int | None]
 
-#: Names with these schemes belong to other resolvers (images) or to the plain file reader.
-_NOT_OURS = {"file", "docker", "oci", "oci-archive"}
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _READ_SIZE = 1 << 20
 TOKEN_ENV = "KCHECKPOINT_TOKEN"
 _token: dict[str, str | None] = {"value": None}
-
-
-def remote_protocol(name: str) -> str | None:
-    """The fsspec protocol of ``name`` (``https``, ``s3``...), or None for a local path."""
-    match = _SCHEME.match(name)
-    if match is None:
-        return None
-    protocol = match.group(1).lower()
-    return None if protocol in _NOT_OURS else protocol
 
 
 def set_token(token: str | None) -> None:
@@ -68,9 +58,20 @@ def read_token_file(path: str | os.PathLike[str]) -> str | None:
 
 def resolve(name: str) -> contextlib.AbstractContextManager[Opened] | None:
     """The reader's resolver: an opener for remote names, None for anything else."""
-    if remote_protocol(name) is None:
+    protocol = remote_protocol(name)
+    if protocol is None or not _fsspec_knows(protocol):
         return None
     return open_remote(name)
+
+
+def _fsspec_knows(protocol: str) -> bool:
+    """True for a protocol fsspec has an implementation of (installed or not: a missing one is
+    reported with a hint); other schemes are left to other resolvers."""
+    try:
+        from fsspec.registry import known_implementations, registry
+    except ImportError:
+        return protocol in ("http", "https", "s3", "s3a")
+    return protocol in known_implementations or protocol in registry
 
 
 def register() -> None:
