@@ -105,7 +105,7 @@ FORMATS = {
     "verify": "text json jsonl csv auto",
     "extract": "text json jsonl",
     "capture": "text json jsonl",
-    "manifest": "sha256sum json",
+    "manifest": "sha256sum json jsonl",
     "inspect": "tree text json jsonl",
 }
 

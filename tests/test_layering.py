@@ -34,7 +34,8 @@ def test_a_command_imports_only_its_own_module() -> None:
         "import sys; from kcheckpoint.cli import main;"
         "main(['summary', '--help']);"
         "names = ('fastapi', 'grpc', 'uvicorn', 'kcheckpoint.cli.commands.diff_cmd',"
-        " 'kcheckpoint.cli.commands.serve_cmd', 'kcheckpoint.inspect.rules.secrets');"
+        " 'kcheckpoint.cli.commands.serve_cmd', 'kcheckpoint.inspect.rules.secrets',"
+        " 'dask', 'distributed', 'fsspec', 's3fs', 'kcheckpoint.remote.fanout');"
         "print(','.join(m for m in names if m in sys.modules), file=sys.stderr)"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
@@ -84,8 +85,9 @@ ROOMS: dict[str, set[str]] = {
     },
     # the package itself re-exports the common entry points
     "kcheckpoint.inspect": {"kcheckpoint.inspect.reader", "kcheckpoint.inspect.summary"},
-    # (next) checkpoint images and the registry client; remote inputs and fan-out
+    # (next) checkpoint images and the registry client
     "kcheckpoint.oci": {"kcheckpoint.errors", "kcheckpoint.inspect"},
+    # remote inputs (fsspec) and fan-out (Dask), both imported only when asked for
     "kcheckpoint.remote": {"kcheckpoint.errors", "kcheckpoint.inspect", "kcheckpoint.oci"},
     "kcheckpoint.render": {"kcheckpoint.inspect"},
     "kcheckpoint.capture": {

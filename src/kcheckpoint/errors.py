@@ -7,12 +7,14 @@
     │   ├── ArchiveNotFound          (also FileNotFoundError)
     │   ├── NotAnArchive             no tar and no known compression
     │   ├── MemberNotFound           (also LookupError)
-    │   └── UnsafeOutput             a write would leave the output directory or overwrite
+    │   ├── UnsafeOutput             a write would leave the output directory or overwrite
+    │   └── RemoteInputError         a remote input cannot be reached, listed or is refused
     ├── FormatError                  the archive opens, but its content is wrong        (exit 4)
     │   ├── CorruptCompression       gzip/bzip2/xz/zstd data is damaged
     │   ├── TruncatedArchive         the tar stream ends early
     │   ├── CorruptArchive           a tar header is damaged
     │   ├── NotACheckpoint           a tar, but not a container checkpoint
+    │   ├── DigestMismatch           the bytes do not hash to the digest the server gave
     │   └── ImageError               a CRIU image cannot be decoded
     │       ├── BadImageMagic
     │       ├── UnknownImageType
@@ -74,6 +76,10 @@ class UnsafeOutput(InputError):
     """Writing would leave the output directory or overwrite a file."""
 
 
+class RemoteInputError(InputError):
+    """A remote input (a URL, an object, a listing) cannot be reached, or the server refused it."""
+
+
 class FormatError(KCheckpointError):
     """The archive opens, but its content is damaged or not what it should be."""
 
@@ -96,6 +102,12 @@ class NotACheckpoint(FormatError):
     """A tar archive that holds no container checkpoint."""
 
     hint = "a checkpoint holds config.dump, spec.dump and a checkpoint/ directory"
+
+
+class DigestMismatch(FormatError):
+    """The bytes read do not hash to the digest their server advertised."""
+
+    hint = "the archive changed or was damaged in transit"
 
 
 class ImageError(FormatError):

@@ -1,7 +1,8 @@
 """The kcheckpoint command line: the only place that prints and chooses exit codes.
 
 May import every other room: ``inspect``, ``render``, ``capture`` (lazily, for ``serve`` and
-``capture``) and ``errors``. Nothing heavy is imported here: ``--version`` is answered before
+``capture``), ``remote`` (remote inputs; Dask only for --scheduler/--workers) and
+``errors``. Nothing heavy is imported here: ``--version`` is answered before
 typer is loaded, and each command's module is imported only when it runs.
 """
 
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     start_run(args)
+    _register_remote_inputs(args)
     try:
         from .app import build_app
 
@@ -126,6 +128,17 @@ def _prepare_completion() -> None:
     first, _, second = instruction.partition("_")
     if first in {"bash", "zsh", "fish"}:  # click's order (bash_source) to typer's (source_bash)
         os.environ[COMPLETE_VAR] = f"{second}_{first}"
+
+
+def _register_remote_inputs(args: Sequence[str]) -> None:
+    """Every reading command also opens http(s)://, s3:// and other fsspec URLs; the reader is
+    told so only when the command line names one (fsspec is imported only to open it)."""
+    from kcheckpoint.remote.names import remote_protocol
+
+    if any(remote_protocol(a) or a.startswith("@") for a in args):
+        from kcheckpoint.remote.inputs import register
+
+        register()
 
 
 def _silence_stdout() -> None:

@@ -47,6 +47,10 @@ def set_quiet(value: bool) -> None:
     _state["quiet"] = value
 
 
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
 def out(text: str) -> None:
     """Write data to stdout."""
     sys.stdout.write(text)

@@ -21,6 +21,15 @@ from kcheckpoint.render.text import table
 
 from ..common import ArchiveArgument, FormatOption, report, stdin_for
 from ..exit_codes import ExitCode
+from ..fleet import (
+    SchedulerOption,
+    TokenFileOption,
+    WorkersOption,
+    outcomes,
+    stream_rows,
+    use_token_file,
+    wants_fleet,
+)
 from ..output import OutputFormat, Progress, out
 from ..report import Report, emit, json_report
 
@@ -30,21 +39,43 @@ class ManifestFormat(StrEnum):
 
     sha256sum = "sha256sum"
     json = "json"
+    jsonl = "jsonl"
 
 
 def manifest(
-    archive: ArchiveArgument,
+    archives: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ARCHIVE...",
+            help="The archive, or '-' for stdin. Many: URLs, a capture service's "
+            "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs.",
+            show_default=False,
+        ),
+    ],
     fmt: Annotated[
         ManifestFormat,
-        typer.Option("--format", "-o", help="sha256sum (checkable with sha256sum -c) or json."),
+        typer.Option(
+            "--format",
+            "-o",
+            help="sha256sum (checkable with sha256sum -c), json, or jsonl (many archives: a "
+            "row each).",
+        ),
     ] = ManifestFormat.sha256sum,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    token_file: TokenFileOption = None,
 ) -> int:
     """Print the SHA-256 of every member, and of every file inside rootfs-diff.tar.
 
     Paths are where `kcheckpoint extract` writes each file (rootfs-diff.tar's files under
     rootfs-diff/), so `kcheckpoint extract A -d DIR && (cd DIR && sha256sum -c MANIFEST)` checks
-    an extraction. Directories, links and devices are not hashed.
+    an extraction. Directories, links and devices are not hashed. With many archives, each
+    one's lines follow a `# ARCHIVE` line.
     """
+    use_token_file(token_file)
+    if fmt is ManifestFormat.jsonl or wants_fleet(archives, scheduler, workers, one_is_many=True):
+        return _many(archives, fmt, scheduler, workers)
+    (archive,) = archives
     result = _build(archive)
     if fmt is ManifestFormat.json:
         out(json_report(result, [result.input]))
@@ -88,6 +119,28 @@ def verify(
         fmt,
     )
     return int(ExitCode.NEGATIVE if mismatches else ExitCode.OK)
+
+
+def _many(
+    archives: list[str], fmt: ManifestFormat, scheduler: str | None, workers: int | None
+) -> int:
+    """One manifest per archive, streamed; the exit code is the first failure's."""
+    formats = {
+        ManifestFormat.sha256sum: OutputFormat.text,
+        ManifestFormat.json: OutputFormat.json,
+        ManifestFormat.jsonl: OutputFormat.jsonl,
+    }
+    failure, _ = stream_rows(
+        outcomes("manifest", archives, {}, scheduler, workers),
+        formats[fmt],
+        "manifest",
+        on_result=lambda r: report(r.input, r.problems, []),
+        text_block=lambda r: "".join(sha256sum_lines(r.entries)),
+        csv_columns=(),
+        csv_rows=lambda r: [],
+        header=lambda name: f"# {name}\n",
+    )
+    return int(failure or ExitCode.OK)
 
 
 def _build(archive: str) -> Manifest:

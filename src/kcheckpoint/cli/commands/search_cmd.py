@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from kcheckpoint.inspect.memory.search import compile_needle, search_archive
+from kcheckpoint.inspect.memory.search import SearchResult, compile_needle, search_archive
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.search import CSV_COLUMNS, csv_rows, search_text
 
@@ -20,7 +20,16 @@ from ..common import (
     want_hash,
 )
 from ..exit_codes import ExitCode
-from ..output import OutputFormat, Progress, warn
+from ..fleet import (
+    SchedulerOption,
+    TokenFileOption,
+    WorkersOption,
+    outcomes,
+    stream_rows,
+    use_token_file,
+    wants_fleet,
+)
+from ..output import OutputFormat, Progress, error, warn
 from ..report import Report, emit
 
 PidOption = Annotated[
@@ -30,16 +39,17 @@ PidOption = Annotated[
 
 
 def search(
-    archive: Annotated[
-        str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
-    ],
-    pattern: Annotated[
-        str | None,
+    arguments: Annotated[
+        list[str],
         typer.Argument(
-            help="What to look for. A pattern that starts with '-' goes after -e (or after --).",
+            metavar="ARCHIVE... PATTERN",
+            help="The archive ('-' for stdin), then what to look for; a pattern that starts with "
+            "'-' goes after -e instead. Many archives: URLs, a capture service's "
+            "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs (with -e, one "
+            "such argument).",
             show_default=False,
         ),
-    ] = None,
+    ],
     pattern_option: Annotated[
         str | None,
         typer.Option(
@@ -87,6 +97,9 @@ def search(
     fmt: FormatOption = OutputFormat.text,
     hash_input: HashOption = None,
     strict: StrictOption = False,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    token_file: TokenFileOption = None,
 ) -> int:
     """Search process memory for a literal (bytes) or, with --regex, a regular expression.
 
@@ -98,16 +111,32 @@ def search(
     chunk or pagemap-entry boundaries are found where memory is contiguous. Exit 0 with hits,
     1 without (as grep).
     """
-    if (pattern is None) == (pattern_option is None):
+    if (pattern_option is None and len(arguments) < 2) or (pattern_option and len(arguments) != 1):
         raise typer.BadParameter("give PATTERN or -e PATTERN (exactly one)", param_hint="PATTERN")
-    wanted = pattern if pattern is not None else pattern_option
-    assert wanted is not None
+    archives = arguments if pattern_option is not None else arguments[:-1]
+    wanted = pattern_option if pattern_option is not None else arguments[-1]
     try:
         needle = compile_needle(
             wanted, regex=regex, utf16=utf16, ignore_case=ignore_case, max_match=max_match
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="PATTERN") from exc
+    use_token_file(token_file)
+    if wants_fleet(archives, scheduler, workers, one_is_many=True):
+        options = {
+            "pattern": wanted,
+            "regex": regex,
+            "utf16": utf16,
+            "ignore_case": ignore_case,
+            "max_match": max_match,
+            "pids": set(pid) if pid else None,
+            "everywhere": everywhere,
+            "context": context,
+            "hash_input": want_hash(hash_input, fmt),
+            "max_hits": max_hits,
+        }
+        return _many(archives, options, fmt, strict, scheduler, workers)
+    (archive,) = archives
     progress = Progress(archive)
     try:
         result = search_archive(
@@ -139,3 +168,41 @@ def search(
         fmt,
     )
     return int(ExitCode.OK if result.hits else ExitCode.NEGATIVE)
+
+
+def _many(
+    archives: list[str],
+    options: dict[str, Any],
+    fmt: OutputFormat,
+    strict: bool,
+    scheduler: str | None,
+    workers: int | None,
+) -> int:
+    """One row per archive, streamed; exit as a failure first, else 0 when any archive has a
+    hit and 1 when none has."""
+    strict_failures: list[ExitCode] = []
+
+    def check(result: SearchResult) -> None:
+        report(result.input, result.problems, result.warnings)
+        if result.truncated:
+            warn(
+                f"{result.input.path}: {result.total_hits} hits; only the first "
+                f"{options['max_hits']} are shown"
+            )
+        if strict and result.problems:
+            error(f"{result.input.path}: {len(result.problems)} problem(s) found (--strict)")
+            strict_failures.append(ExitCode.FORMAT)
+
+    failure, results = stream_rows(
+        outcomes("search", archives, options, scheduler, workers),
+        fmt,
+        "search",
+        on_result=check,
+        text_block=lambda r: search_text(r, options["context"] > 0),
+        csv_columns=CSV_COLUMNS,
+        csv_rows=csv_rows,
+    )
+    failure = failure or (strict_failures[0] if strict_failures else None)
+    if failure is not None:
+        return int(failure)
+    return int(ExitCode.OK if any(r.hits for r in results) else ExitCode.NEGATIVE)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from kcheckpoint.inspect.memory.secrets import scan_archive_secrets
+from kcheckpoint.inspect.memory.secrets import SecretsResult, scan_archive_secrets
 from kcheckpoint.inspect.rules.secrets import CANDIDATE_RULES, ENTROPY_RULE, RULES
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.secrets import CSV_COLUMNS, csv_rows, secrets_text
@@ -24,7 +24,16 @@ from ..common import (
     want_hash,
 )
 from ..exit_codes import ExitCode
-from ..output import OutputFormat, Progress, warn
+from ..fleet import (
+    SchedulerOption,
+    TokenFileOption,
+    WorkersOption,
+    outcomes,
+    stream_rows,
+    use_token_file,
+    wants_fleet,
+)
+from ..output import OutputFormat, Progress, error, warn
 from ..report import Report, emit
 
 
@@ -66,8 +75,14 @@ def user_key() -> bytes | None:
 
 
 def secrets(
-    archive: Annotated[
-        str | None, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
+    archives: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="ARCHIVE...",
+            help="The archive, or '-' for stdin. Many: URLs, a capture service's "
+            "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs.",
+            show_default=False,
+        ),
     ] = None,
     show_secrets: Annotated[
         bool,
@@ -110,6 +125,9 @@ def secrets(
     fmt: FormatOption = OutputFormat.text,
     hash_input: HashOption = None,
     strict: StrictOption = False,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    token_file: TokenFileOption = None,
 ) -> int:
     """Scan memory pages, spec.dump env, rootfs-diff files, logs and tmpfs/shm tarballs for
     secrets.
@@ -135,10 +153,23 @@ def secrets(
             )
         )
         return int(ExitCode.OK)
-    if archive is None:
+    if not archives:
         raise typer.BadParameter("missing ARCHIVE", param_hint="ARCHIVE")
     if engine not in ("auto", "hyperscan", "python"):
         raise typer.BadParameter("choose auto, hyperscan or python", param_hint="--engine")
+    use_token_file(token_file)
+    if wants_fleet(archives, scheduler, workers, one_is_many=True):
+        options: dict[str, object] = {
+            "engine": engine,
+            "fingerprint_key": _key(fingerprint_key),
+            "show_secrets": show_secrets,
+            "memory_only": memory_only,
+            "pids": set(pid) if pid else None,
+            "hash_input": want_hash(hash_input, fmt),
+            "entropy": entropy,
+        }
+        return _many(archives, options, fmt, strict, scheduler, workers)
+    (archive,) = archives
     progress = Progress(archive)
     try:
         result = scan_archive_secrets(
@@ -176,3 +207,38 @@ def secrets(
         fmt,
     )
     return int(ExitCode.NEGATIVE if result.findings else ExitCode.OK)
+
+
+def _many(
+    archives: list[str],
+    options: dict[str, object],
+    fmt: OutputFormat,
+    strict: bool,
+    scheduler: str | None,
+    workers: int | None,
+) -> int:
+    """One row per archive, streamed; exit as a failure first, else 1 when anything is found."""
+    strict_failures: list[ExitCode] = []
+
+    def check(result: SecretsResult) -> None:
+        report(result.input, result.problems, result.warnings)
+        if options["show_secrets"] and result.findings:
+            warn(f"{result.input.path}: --show-secrets: the output holds secrets in clear")
+        if strict and result.problems:
+            error(f"{result.input.path}: {len(result.problems)} problem(s) found (--strict)")
+            strict_failures.append(ExitCode.FORMAT)
+
+    failure, results = stream_rows(
+        outcomes("secrets", archives, options, scheduler, workers),
+        fmt,
+        "secrets",
+        on_result=check,
+        text_block=secrets_text,
+        csv_columns=CSV_COLUMNS,
+        csv_rows=csv_rows,
+        extra_provenance=lambda rs: {"ruleset": to_data(rs[0].ruleset)} if rs else {},
+    )
+    failure = failure or (strict_failures[0] if strict_failures else None)
+    if failure is not None:
+        return int(failure)
+    return int(ExitCode.NEGATIVE if any(r.findings for r in results) else ExitCode.OK)

@@ -11,6 +11,7 @@ import typer
 from kcheckpoint import errors
 from kcheckpoint.inspect import summarize_path
 from kcheckpoint.inspect.model import Summary
+from kcheckpoint.render.jsonout import dumps_lines
 from kcheckpoint.render.summary import error_row, summary_row, summary_table
 
 from ..common import (
@@ -23,8 +24,18 @@ from ..common import (
     want_hash,
 )
 from ..exit_codes import ExitCode
-from ..output import OutputFormat, Progress, error, warn
-from ..report import Report, TimelineEvent, emit, epoch
+from ..fleet import (
+    SchedulerOption,
+    TokenFileOption,
+    WorkersOption,
+    error_data,
+    failure_code,
+    outcomes,
+    use_token_file,
+    wants_fleet,
+)
+from ..output import OutputFormat, Progress, error, out, warn
+from ..report import Report, TimelineEvent, emit, epoch, resolve_format
 
 
 def expand_paths(paths: list[str]) -> list[str]:
@@ -63,6 +74,9 @@ def summary(
             "--wide", "-w", help="Also show container ID, runtime, creation time and IP (text)."
         ),
     ] = False,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    token_file: TokenFileOption = None,
 ) -> int:
     """Summarise checkpoint archives, one row each.
 
@@ -70,13 +84,44 @@ def summary(
     changes and archive size (and the tar's size, for a compressed archive); --wide adds the
     container ID, runtime, creation time and IP. An unreadable archive gets an error row; the
     others still print, and the exit code is that of the first failure. Exit 1 when a directory
-    holds no checkpoint-* archive and nothing else was given.
+    holds no checkpoint-* archive and nothing else was given. Archives may live elsewhere:
+    http(s) and s3:// URLs, a capture service's https://NODE:10270/checkpoints, an
+    s3://BUCKET/PREFIX/, @FILE (one input a line) and globs; --workers or --scheduler spread
+    them over Dask.
     """
     rows: list[dict[str, object]] = []
     table_rows: list[list[str]] = []
     failure: ExitCode | None = None
-    archives = expand_paths(paths)
-    if not archives:
+    use_token_file(token_file)
+    fleet = wants_fleet(paths, scheduler, workers, one_is_many=False)
+    if fleet:
+        options = {"hash_input": want_hash(hash_input, fmt)}
+        streaming = resolve_format(fmt) is OutputFormat.jsonl
+        for outcome in outcomes("summary", paths, options, scheduler, workers):
+            if outcome.failure is not None:
+                code = failure_code(outcome)
+                failure = failure or code
+                row = {"path": outcome.name, "summary": None, "error": error_data(outcome, code)}
+                table_rows.append(error_row(outcome.name, outcome.failure.message, wide=wide))
+            else:
+                result = outcome.result
+                report(result.input, result.problems, result.warnings)
+                try:
+                    enforce_strict(strict, result.input.path, result.problems)
+                    row = _row(outcome.name, result, None, None)
+                    table_rows.append(summary_row(result, wide=wide))
+                except errors.KCheckpointError as exc:
+                    code = _fail(exc)
+                    failure = failure or code
+                    row = _row(outcome.name, None, exc, code)
+                    table_rows.append(error_row(outcome.name, exc.message, wide=wide))
+            rows.append(row)
+            if streaming:
+                out(dumps_lines([row]))
+        if streaming:
+            return int(failure or ExitCode.OK)
+    archives = [] if fleet else expand_paths(paths)
+    if not fleet and not archives:
         return int(ExitCode.NEGATIVE)  # only directories without archives (warned about)
     for path in archives:
         progress = Progress(path)
@@ -92,11 +137,8 @@ def summary(
             enforce_strict(strict, result.input.path, result.problems)
         except errors.KCheckpointError as exc:
             progress.done()
-            from .. import exit_code_for
-
-            code = exit_code_for(exc)
+            code = _fail(exc)
             failure = failure or code
-            error(exc.message, hint=exc.hint)
             rows.append(_row(path, None, exc, code))
             table_rows.append(error_row(display_name(path), exc.message, wide=wide))
             continue
@@ -176,6 +218,13 @@ def _timeline(s: Summary) -> list[TimelineEvent]:
     if dumped := epoch(s.container.dumped):
         events.append(TimelineEvent(f"{s.input.path}: {who} dumped by CRIU", mtime=dumped))
     return events
+
+
+def _fail(exc: errors.KCheckpointError) -> ExitCode:
+    from .. import exit_code_for
+
+    error(exc.message, hint=exc.hint)
+    return exit_code_for(exc)
 
 
 def _row(

@@ -91,6 +91,30 @@ def looks_like_tar(block: bytes) -> bool:
     return stored == unsigned
 
 
+#: Opens an input named by something other than a path (an image reference, say): returns
+#: None when the name is not one it knows, else a context manager giving (display name, the
+#: archive's raw bytes as a forward-only stream, their size or None). Registered by the rooms
+#: above the reader (``kcheckpoint.oci``), which the reader may not import.
+InputResolver = Callable[
+    [str], contextlib.AbstractContextManager[tuple[str, BinaryIO, int | None]] | None
+]
+_RESOLVERS: list[InputResolver] = []
+
+
+def register_resolver(resolver: InputResolver) -> None:
+    """Let ``open_input`` open names that ``resolver`` knows (once per resolver)."""
+    if resolver not in _RESOLVERS:
+        _RESOLVERS.append(resolver)
+
+
+def _resolve(name: str, stack: contextlib.ExitStack) -> tuple[str, BinaryIO, int | None] | None:
+    for resolver in _RESOLVERS:
+        opener = resolver(name)
+        if opener is not None:
+            return stack.enter_context(opener)
+    return None
+
+
 class _BackgroundHash:
     """SHA-256 computed in a worker thread, so that hashing overlaps decompression.
 
@@ -187,6 +211,8 @@ class OpenedInput:
     counter: HashingReader | None
     #: The decompressed tar stream (stream mode) or the file itself (seekable mode).
     stream: BinaryIO
+    #: Told the input's SHA-256 once it has been read whole (a resolver's digest check).
+    on_digest: Callable[[str], None] | None = None
 
     def finish(self) -> str | None:
         """Consume what is left of the input and return its SHA-256 (stream mode)."""
@@ -196,7 +222,11 @@ class OpenedInput:
             while self.stream.read(1 << 20):
                 pass
         self.counter.drain()
-        return self.counter.sha256
+        digest = self.counter.sha256
+        if digest is not None and self.on_digest is not None:
+            check, self.on_digest = self.on_digest, None
+            check(digest)
+        return digest
 
     def info(self, *, hash_seekable: bool) -> InputInfo:
         """The input's record once it has been read: a stream is hashed as it went by, a file
@@ -283,6 +313,10 @@ def open_input(
     """
     name = os.fspath(path)
     with contextlib.ExitStack() as stack:
+        resolved = _resolve(name, stack)
+        if resolved is not None:
+            yield from _open_stream(*resolved, hash_input, progress)
+            return
         if name == "-":
             raw_file: BinaryIO = stdin if stdin is not None else sys.stdin.buffer
             size: int | None = None
@@ -322,18 +356,59 @@ def open_input(
             with _named_errors(display):
                 yield OpenedInput(display, size, compression, True, None, raw_file)
             return
+        yield from _stream_input(display, raw_file, size, compression, hash_input, progress)
 
-        counter = HashingReader(raw_file, hash_input=hash_input, total=size, progress=progress)
-        reader = io.BufferedReader(counter, buffer_size=1 << 20)
-        stream: BinaryIO = reader
-        if compression != "none":
-            stream = _decompressor(compression, cast(BinaryIO, reader))
-            with _named_errors(display), translate_decompression_errors(compression):
-                first = stream.peek(_SNIFF) if hasattr(stream, "peek") else b""
-            if first and not looks_like_tar(first[:_SNIFF]) and len(first) >= _SNIFF:
-                raise NotAnArchive(f"{display}: {compression}-compressed, but not a tar archive")
-        with _named_errors(display):
-            yield OpenedInput(display, size, compression, False, counter, stream)
+
+def _open_stream(
+    display: str,
+    raw_file: BinaryIO,
+    size: int | None,
+    hash_input: bool,
+    progress: ProgressCallback | None,
+) -> Iterator[OpenedInput]:
+    """A resolved input (an image layer, a URL): always read in one forward pass.
+
+    A resolver's stream may check a digest its server advertised. When this reader hashes
+    every byte anyway, the stream hands that check over (``take_over_sha256``) instead of
+    hashing the same bytes a second time.
+    """
+    take_over = getattr(raw_file, "take_over_sha256", None)
+    on_digest = take_over() if hash_input and callable(take_over) else None
+    buffered = io.BufferedReader(cast(Any, raw_file), buffer_size=1 << 20)
+    try:
+        head = buffered.peek(_SNIFF)[:_SNIFF]
+    except OSError as exc:
+        raise InputError(f"{display}: cannot read ({exc})") from exc
+    try:
+        compression = detect_compression(head)
+    except NotAnArchive as exc:
+        raise NotAnArchive(f"{display}: {exc.message}", hint=exc.hint) from exc
+    yield from _stream_input(
+        display, cast(BinaryIO, buffered), size, compression, hash_input, progress, on_digest
+    )
+
+
+def _stream_input(
+    display: str,
+    raw_file: BinaryIO,
+    size: int | None,
+    compression: str,
+    hash_input: bool,
+    progress: ProgressCallback | None,
+    on_digest: Callable[[str], None] | None = None,
+) -> Iterator[OpenedInput]:
+    """Hash, count and decompress a forward-only input."""
+    counter = HashingReader(raw_file, hash_input=hash_input, total=size, progress=progress)
+    reader = io.BufferedReader(counter, buffer_size=1 << 20)
+    stream: BinaryIO = reader
+    if compression != "none":
+        stream = _decompressor(compression, cast(BinaryIO, reader))
+        with _named_errors(display), translate_decompression_errors(compression):
+            first = stream.peek(_SNIFF) if hasattr(stream, "peek") else b""
+        if first and not looks_like_tar(first[:_SNIFF]) and len(first) >= _SNIFF:
+            raise NotAnArchive(f"{display}: {compression}-compressed, but not a tar archive")
+    with _named_errors(display):
+        yield OpenedInput(display, size, compression, False, counter, stream, on_digest)
 
 
 @contextlib.contextmanager
