@@ -164,6 +164,6 @@ def _read_manifest(path: Path) -> dict[str, str]:
         try:
             doc = json.loads(text)
             return {e["path"]: e["sha256"] for e in doc["entries"]}
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise FormatError(f"{path}: not a kcheckpoint JSON manifest ({exc})") from exc
     return parse_sha256sum(text)
