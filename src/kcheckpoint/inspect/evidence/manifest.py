@@ -16,7 +16,7 @@ from typing import BinaryIO, cast
 
 from kcheckpoint.errors import FormatError, InputError
 from kcheckpoint.inspect.model import InputInfo, Problem
-from kcheckpoint.inspect.reader.archive import Entry, walk_input, walk_nested
+from kcheckpoint.inspect.reader.archive import Entry, TarMember, walk_input, walk_nested
 from kcheckpoint.inspect.reader.source import HashingReader, ProgressCallback, open_input
 
 #: The directory the files of rootfs-diff.tar are extracted to and named under.
@@ -35,6 +35,15 @@ class ManifestEntry:
     sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unlisted:
+    """A member no manifest can vouch for: unsafe, a device or FIFO, sparse, a dangling link."""
+
+    path: str
+    type: str
+    reason: str
+
+
 @dataclass
 class Manifest:
     """Digests of every regular file, in archive order."""
@@ -43,7 +52,11 @@ class Manifest:
     entries: list[ManifestEntry] = field(default_factory=list)
     #: Members that are not regular files (directories, links, devices) are not hashed.
     skipped: list[str] = field(default_factory=list)
+    #: Members a manifest cannot list, which ``verify`` reports as extra unless listed.
+    unlisted: list[Unlisted] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: Paths of the files hashed so far (hard links are checked against it); not in JSON.
+    file_paths: set[str] = field(default_factory=set, metadata={"json": False})
 
 
 def build_manifest(
@@ -55,14 +68,32 @@ def build_manifest(
     """Hash every member and every file in rootfs-diff.tar, reading the archive once."""
     with open_input(path, stdin=stdin, hash_input=True, progress=progress) as src:
         manifest = Manifest(InputInfo(src.path, src.size, src.compression, "", None))
-        for entry in walk_input(src):
+        for entry in walk_input(src, manifest.problems):
             _add(manifest, entry)
         manifest.input = src.info(hash_seekable=True)
     return manifest
 
 
+def unlisted_reason(member: TarMember, files: set[str], prefix: str = "") -> str | None:
+    """Why a member that is not a hashed file must still be reported by ``verify``, or None
+    for structure a manifest leaves out (directories, links inside the archive)."""
+    if member.unsafe:
+        return member.unsafe
+    if member.sparse:
+        return "a sparse member"
+    if member.type in ("char", "block", "fifo", "other"):
+        return f"a {member.type} member"
+    if member.type == "hardlink" and prefix + member.linkname.removeprefix("./") not in files:
+        return f"a hard link to {member.linkname}, which is not a file in the archive"
+    return None
+
+
 def _add(manifest: Manifest, entry: Entry) -> None:
     member = entry.member
+    files = manifest.file_paths
+    reason = unlisted_reason(member, files)
+    if reason is not None:
+        manifest.unlisted.append(Unlisted(member.raw_name, member.type, reason))
     if member.unsafe:
         manifest.problems.append(Problem(member.raw_name, "unsafe-name", member.unsafe))
         return
@@ -72,6 +103,7 @@ def _add(manifest: Manifest, entry: Entry) -> None:
     with entry.open() as fh:
         digest = _hash_rootfs(fh, manifest) if member.name == ROOTFS_MEMBER else hash_stream(fh)
     manifest.entries.append(ManifestEntry(member.name, member.size, digest))
+    files.add(member.name)
 
 
 def hash_stream(fh: BinaryIO) -> str:
@@ -91,6 +123,9 @@ def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
     try:
         for inner in walk_nested(cast(BinaryIO, tee), ROOTFS_MEMBER):
             m = inner.member
+            reason = unlisted_reason(m, manifest.file_paths, ROOTFS_PREFIX)
+            if reason is not None:
+                manifest.unlisted.append(Unlisted(ROOTFS_PREFIX + m.raw_name, m.type, reason))
             if m.unsafe:
                 manifest.problems.append(
                     Problem(f"{ROOTFS_MEMBER}:{m.raw_name}", "unsafe-name", m.unsafe)
@@ -101,6 +136,7 @@ def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
             with inner.open() as inner_fh:
                 digest = hash_stream(inner_fh)
             manifest.entries.append(ManifestEntry(ROOTFS_PREFIX + m.name, m.size, digest))
+            manifest.file_paths.add(ROOTFS_PREFIX + m.name)
     except (FormatError, InputError) as exc:  # a damaged nested tar: the rest still reads
         manifest.problems.append(Problem(ROOTFS_MEMBER, "bad-nested-tar", str(exc)))
     while tee.read(_CHUNK):
@@ -159,4 +195,10 @@ def compare(expected: dict[str, str], manifest: Manifest) -> list[Mismatch]:
             continue
         status = "missing" if got is None else "extra" if want is None else "changed"
         out.append(Mismatch(path, status, want, got))
-    return out
+    # Every member is in the manifest or reported: those a manifest cannot list, always.
+    listed = {m.path for m in out}
+    for u in manifest.unlisted:
+        if u.path not in listed:
+            out.append(Mismatch(u.path, "extra", None, None))
+            listed.add(u.path)
+    return sorted(out, key=lambda m: m.path)

@@ -6,7 +6,6 @@ passed to an optional ``on_member`` hook, which reads them in chunks while the w
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from kcheckpoint.inspect.model import (
 )
 
 from .archive import Entry, TarMember, walk_input, walk_nested
-from .engines import iso_time
+from .engines import iso_time, load_json
 from .members import CORE_RE, PAGES_RE
 from .source import ProgressCallback, open_input
 
@@ -49,6 +48,8 @@ SMALL_LIMIT = 64 << 20
 _TMPFS_RE = re.compile(r"^checkpoint/tmpfs-(?:dev-)?(\d+)\.tar\.gz\.img$")
 _IMAGE_RE = re.compile(r"^checkpoint/[^/]+\.img$")
 _PAGES_RE = re.compile(r"^checkpoint/(?:amdgpu-)?pages-[^/]*\.img$")
+
+SPARSE_MESSAGE = "a sparse member: checkpoints hold none, and it is not read"
 
 #: Called for members the scan does not keep (pages, logs); may read the entry while called.
 MemberHook = Callable[[Entry], None]
@@ -103,7 +104,7 @@ def scan_archive(
     want_hash = hash_input is not False
     with open_input(path, stdin=stdin, hash_input=want_hash, progress=progress) as src:
         scan = ArchiveScan(InputInfo(src.path, src.size, src.compression, "", None))
-        for entry in walk_input(src):
+        for entry in walk_input(src, scan.problems):
             _visit(scan, entry, read_images, on_member, on_image, on_nested)
         scan.input = src.info(hash_seekable=bool(hash_input))
     _check_checkpoint(scan)
@@ -124,6 +125,8 @@ def _visit(
     if member.unsafe:
         scan.problems.append(Problem(member.raw_name, "unsafe-name", member.unsafe))
         return
+    if member.sparse:
+        scan.problems.append(Problem(member.name, "sparse-member", SPARSE_MESSAGE))
     if member.type != "file":
         return
     if name in METADATA_MEMBERS:
@@ -236,7 +239,7 @@ def _deleted_files(scan: ArchiveScan) -> list[DeletedPath]:
     if data is None:
         return []
     try:
-        value = json.loads(data) if data.strip() else []
+        value = load_json(data) if data.strip() else []
     except ValueError as exc:
         scan.problems.append(Problem("deleted.files", "bad-metadata", f"not valid JSON ({exc})"))
         return []
