@@ -3,6 +3,7 @@ stays fixed. The property tests (random mutations) are in test_hostile_propertie
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -336,3 +337,64 @@ def test_verify_refuses_a_deeply_nested_json_manifest(cli, tmp_path, base_tar) -
     manifest.write_bytes(M.deep_json(100_000))
     r = cli("verify", base_tar, manifest)
     assert r.exit_code == 4, r.stderr
+
+
+# --- diff: every member whose bytes differ is reported ---------------------------------------------
+
+_GARBLED = [
+    "checkpoint/seccomp.img",
+    "checkpoint/netns-10.img",
+    "checkpoint/utsns-12.img",
+    "checkpoint/cgroup.img",
+    "stats-dump",
+    "checkpoint/descriptors.json",
+    "checkpoint/tmpfs-dev-48.tar.gz.img",
+    "devshm-checkpoint.tar",
+    "config.dump",
+]
+
+
+def _diff_members(cli, tmp_path, base_tar, data):  # type: ignore[no-untyped-def]
+    case = tmp_path / "c.tar"
+    case.write_bytes(data)
+    r = cli("diff", base_tar, case, "--format", "json")
+    assert r.exit_code == 1, r.stderr
+    return r, {m["name"]: m for m in json.loads(r.stdout)["members"]}
+
+
+@pytest.mark.parametrize("name", _GARBLED)
+def test_diff_reports_a_garbled_member(cli, tmp_path, base_tar, base_members, name) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    garbled = M.garble(M.get(base_members, name), random.Random(7))
+    r, members = _diff_members(
+        cli, tmp_path, base_tar, M.build(M.with_member(base_members, name, garbled))
+    )
+    change = members[name]
+    assert change["status"] == "changed"
+    assert change["sha256_a"] == hashlib.sha256(M.get(base_members, name)).hexdigest()
+    assert change["sha256_b"] == hashlib.sha256(garbled).hexdigest()
+    text = cli("diff", base_tar, tmp_path / "c.tar").stdout
+    assert f"C {name} " in text
+
+
+@pytest.mark.parametrize(
+    ("mutate", "member"),
+    [
+        (M.set_pagemap("flags", 0xFFFFFFFF), "checkpoint/pagemap-1.img"),
+        (M.pstree_edit("duplicate"), "checkpoint/pstree.img"),
+        (M.mm_env(0, 2**63), "checkpoint/mm-1.img"),
+    ],
+    ids=["pagemap-flags", "pstree-duplicate", "mm-env"],
+)
+def test_diff_reports_damaged_images(cli, tmp_path, base_tar, base_members, mutate, member) -> None:  # type: ignore[no-untyped-def]
+    _, members = _diff_members(cli, tmp_path, base_tar, M.build(mutate(base_members)))
+    assert members[member]["status"] == "changed"
+
+
+def test_diff_of_a_rebuilt_but_equal_archive_finds_nothing(
+    cli, tmp_path, base_tar, base_members
+) -> None:  # type: ignore[no-untyped-def]
+    case = tmp_path / "c.tar"
+    case.write_bytes(M.build(base_members))
+    assert cli("diff", base_tar, case).exit_code == 0

@@ -260,4 +260,18 @@ def _filesystem(changes: Iterable[FsChange]) -> list[str]:
 
 
 def _members(diff: CheckpointDiff) -> list[str]:
-    return [f"  {marker(m.status)} {m.name} ({m.type}, {size(m.size)})" for m in diff.members]
+    lines = []
+    for m in diff.members:
+        if m.status == "changed":
+            line = (
+                f"  {marker(m.status)} {m.name} ({m.type})  {size(m.size_a or 0)} "
+                f"sha256:{_short(m.sha256_a)} -> {size(m.size_b or 0)} sha256:{_short(m.sha256_b)}"
+            )
+        else:
+            line = f"  {marker(m.status)} {m.name} ({m.type}, {size(m.size or 0)})"
+        lines.append(line)
+    return lines
+
+
+def _short(digest: str | None) -> str:
+    return digest[:12] if digest else "-"

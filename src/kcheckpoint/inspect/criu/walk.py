@@ -387,6 +387,7 @@ def scan_with(
     hash_input: bool | None = None,
     progress: ProgressCallback | None = None,
     on_nested: Callable[[str, Entry], None] | None = None,
+    digest_members: bool = False,
 ) -> ArchiveScan:
     """Scan an archive once, keeping every CRIU image, with ``hook`` reading process memory."""
     try:
@@ -399,6 +400,7 @@ def scan_with(
             on_member=hook.on_member,
             on_image=hook.on_image,
             on_nested=on_nested,
+            digest_members=digest_members,
         )
     finally:
         close = getattr(hook, "close", None)

@@ -6,11 +6,13 @@ passed to an optional ``on_member`` hook, which reads them in chunks while the w
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from kcheckpoint.errors import FormatError, InputError, NotACheckpoint
 from kcheckpoint.inspect.model import (
@@ -71,6 +73,8 @@ class ArchiveScan:
     rootfs: RootfsDiff = field(default_factory=lambda: RootfsDiff(compression=None))
     nested: list[NestedArchive] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: SHA-256 of each member but the pages files, when the scan was asked for them.
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> set[str]:
@@ -95,20 +99,81 @@ def scan_archive(
     on_member: MemberHook | None = None,
     on_image: ImageHook | None = None,
     on_nested: NestedHook | None = None,
+    digest_members: bool = False,
 ) -> ArchiveScan:
     """Scan an archive in one pass.
 
     ``hash_input`` None means: hash streamed input (it is read whole anyway) but not a seekable
-    file, whose members are read only where needed.
+    file, whose members are read only where needed. ``digest_members`` fills ``digests`` (every
+    member but pages files, hashed as it is read, or after the hooks when they read it not).
     """
     want_hash = hash_input is not False
     with open_input(path, stdin=stdin, hash_input=want_hash, progress=progress) as src:
         scan = ArchiveScan(InputInfo(src.path, src.size, src.compression, "", None))
         for entry in walk_input(src, scan.problems):
+            if digest_members:
+                entry = _digesting(entry, scan.digests)
             _visit(scan, entry, read_images, on_member, on_image, on_nested)
+            if digest_members and entry.member.name not in scan.digests:
+                _digest_rest(entry, scan.digests)
         scan.input = src.info(hash_seekable=bool(hash_input))
     _check_checkpoint(scan)
     return scan
+
+
+def _digesting(entry: Entry, digests: dict[str, str]) -> Entry:
+    """The entry, hashing what is read of it; the digest is stored once it is read whole."""
+    member = entry.member
+    if member.type != "file" or member.unsafe or PAGES_RE.match(member.name):
+        return entry
+
+    def opener() -> BinaryIO:
+        raw = _HashingMember(entry.open(), member, digests)
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+
+    return Entry(member, opener, entry.location)
+
+
+def _digest_rest(entry: Entry, digests: dict[str, str]) -> None:
+    """Hash a member no one read (or read only in part), unless it is a pages file."""
+    member = entry.member
+    if member.type != "file" or member.unsafe or PAGES_RE.match(member.name):
+        return
+    with entry.open() as fh:
+        while fh.read(1 << 20):
+            pass
+
+
+class _HashingMember(io.RawIOBase):
+    """Hashes a member as it is read; at its end, records the digest under its name."""
+
+    def __init__(self, raw: BinaryIO, member: TarMember, digests: dict[str, str]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._member = member
+        self._digests = digests
+        self._sha = hashlib.sha256()
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._raw.readinto(view)  # type: ignore[attr-defined]
+        if n:
+            self._sha.update(view[:n])
+            self._count += n
+        if self._count == self._member.size and self._member.name not in self._digests:
+            self._digests[self._member.name] = self._sha.hexdigest()
+        return int(n or 0)
+
+    def close(self) -> None:
+        if self._count < self._member.size and not self.closed:
+            # read in part (a nested tar stops at its end marker): hash the rest
+            while self.readinto(bytearray(1 << 20)):
+                pass
+        super().close()
 
 
 def _visit(
