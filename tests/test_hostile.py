@@ -339,7 +339,7 @@ def test_verify_refuses_a_deeply_nested_json_manifest(cli, tmp_path, base_tar) -
     assert r.exit_code == 4, r.stderr
 
 
-# --- diff: every member whose bytes differ is reported ---------------------------------------------
+# --- diff: every member whose bytes differ is reported ------------------------------------------
 
 _GARBLED = [
     "checkpoint/seccomp.img",
@@ -367,7 +367,7 @@ def test_diff_reports_a_garbled_member(cli, tmp_path, base_tar, base_members, na
     import random
 
     garbled = M.garble(M.get(base_members, name), random.Random(7))
-    r, members = _diff_members(
+    _, members = _diff_members(
         cli, tmp_path, base_tar, M.build(M.with_member(base_members, name, garbled))
     )
     change = members[name]
@@ -398,3 +398,51 @@ def test_diff_of_a_rebuilt_but_equal_archive_finds_nothing(
     case = tmp_path / "c.tar"
     case.write_bytes(M.build(base_members))
     assert cli("diff", base_tar, case).exit_code == 0
+
+
+# --- terminal safety ------------------------------------------------------------------------------
+
+_RAW = ("\x1b", "\x07", "\r")
+
+
+def _assert_no_raw_controls(text: str) -> None:
+    for ch in _RAW:
+        assert ch not in text, repr(text[:200])
+    for line in text.splitlines():
+        assert not line.startswith("OK: line"), "a newline in a name forged a line"
+
+
+@pytest.mark.parametrize("command", ["list", "verify", "diff", "extract"])
+def test_control_characters_are_escaped_in_text_output(
+    cli, tmp_path, base_tar, base_members, command
+) -> None:  # type: ignore[no-untyped-def]
+    case = tmp_path / "c.tar"
+    case.write_bytes(M.build([*base_members, *M.control_names()]))
+    manifest = tmp_path / "m.sha256"
+    manifest.write_text(cli("manifest", base_tar).stdout)
+    argv = {
+        "list": ["list", case],
+        "verify": ["verify", case, manifest],
+        "diff": ["diff", base_tar, case],
+        "extract": ["extract", case, "-d", tmp_path / "out"],
+    }[command]
+    r = cli(*argv)
+    assert r.exit_code in (0, 1), r.stderr
+    _assert_no_raw_controls(r.stdout)
+    _assert_no_raw_controls(r.stderr)
+    assert "\\x1b[31mred\\x07" in r.stdout
+
+
+def test_process_comm_with_controls_is_escaped(cli, tmp_path, base_members) -> None:  # type: ignore[no-untyped-def]
+    def edit(entries: list[object]) -> None:
+        entries[0].tc.comm = b"sh\x1b]0;pwned\x07\nfake"  # type: ignore[attr-defined]
+
+    case = tmp_path / "c.tar"
+    case.write_bytes(M.build(M.edit_image(base_members, "checkpoint/core-1.img", edit)))
+    for argv in (["inspect", case], ["memory", case], ["summary", case]):
+        r = cli(*argv)
+        assert r.exit_code == 0, r.stderr
+        _assert_no_raw_controls(r.stdout)
+        assert "\nfake" not in r.stdout
+        if argv[0] != "summary":  # summary shows the command line, read from memory
+            assert "sh\\x1b]0;pwned\\x07\\nfake" in r.stdout

@@ -27,7 +27,7 @@ from kcheckpoint.inspect.diff.model import (
     ValueChange,
 )
 
-from .text import ABSENT, size
+from .text import ABSENT, printable, size
 
 MARKERS = {ADDED: "A", REMOVED: "D", DELETED: "D", CHANGED: "C", RESIZED: "C", REPLACED: "R"}
 TITLES = {
@@ -76,10 +76,10 @@ def diff_text(diff: CheckpointDiff) -> str:
         lines.insert(0, f"NOTE: {diff.note}")
     if diff.identical:
         lines.append(f"identical: both archives have SHA-256 {diff.a.input.sha256}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(printable(line, keep_tab=True) for line in lines) + "\n"
     if not diff.differences:
         lines.append("no differences")
-        return "\n".join(lines) + "\n"
+        return "\n".join(printable(line, keep_tab=True) for line in lines) + "\n"
     lines.append(f"{diff.differences} difference(s)")
     lines += [_counts(name, c) for name, c in diff.counts.items() if _any(c)]
     sections = (
@@ -94,7 +94,7 @@ def diff_text(diff: CheckpointDiff) -> str:
     for name, body in sections:
         if body:
             lines += ["", TITLES[name], *body]
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line, keep_tab=True) for line in lines) + "\n"
 
 
 def _any(c: SectionCount) -> bool:

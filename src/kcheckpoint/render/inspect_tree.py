@@ -12,7 +12,7 @@ from kcheckpoint.inspect.criu.model import Inspection, Process
 from kcheckpoint.inspect.reader.engines import load_json
 
 from .jsonout import to_data
-from .text import ABSENT, size
+from .text import ABSENT, printable, size
 
 SECTIONS = ("ps_tree", "files", "sockets", "mounts", "stats", "metadata", "env", "namespaces")
 
@@ -91,15 +91,6 @@ def json_data(result: Inspection, sel: Selection) -> dict[str, Any]:
         if not on:
             data[key] = None
     return data
-
-
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
-_CONTROL.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
-
-
-def printable(text: str) -> str:
-    """Control characters escaped, so archive data cannot break lines or drive the terminal."""
-    return text.translate(_CONTROL)
 
 
 def annotation_node(key: str, value: str) -> Any:

@@ -13,6 +13,7 @@ from kcheckpoint.inspect.evidence.extract import ExtractResult, check_output_dir
 from kcheckpoint.inspect.evidence.manifest import ManifestEntry, sha256sum_lines
 from kcheckpoint.inspect.memory.extract import extract_memory
 from kcheckpoint.render.jsonout import dumps, dumps_lines
+from kcheckpoint.render.text import printable
 
 from ..common import ArchiveArgument, DocumentFormatOption, report, stdin_for
 from ..exit_codes import ExitCode
@@ -109,7 +110,8 @@ def _print(result: ExtractResult, fmt: OutputFormat) -> None:
         out(dumps_lines(result.written))
     else:
         files = [ManifestEntry(w.path, w.size, w.sha256 or "") for w in result.written if w.sha256]
-        out("".join(sha256sum_lines(files)))
+        # sha256sum's own escaping covers '\\' and newlines; other controls are escaped too
+        out("".join(printable(line.rstrip("\n")) + "\n" for line in sha256sum_lines(files)))
 
 
 def _extract_memory(

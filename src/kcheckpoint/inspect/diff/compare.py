@@ -426,6 +426,7 @@ def compare_members(
     da, db = digests_a or {}, digests_b or {}
     ma = {m.name: m for m in a}
     mb = {m.name: m for m in b}
+
     def removed(m: TarMember) -> MemberChange:
         return MemberChange(m.name, REMOVED, m.type, m.size, m.size, None, da.get(m.name), None)
 
