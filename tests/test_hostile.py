@@ -446,3 +446,23 @@ def test_process_comm_with_controls_is_escaped(cli, tmp_path, base_members) -> N
         assert "\nfake" not in r.stdout
         if argv[0] != "summary":  # summary shows the command line, read from memory
             assert "sh\\x1b]0;pwned\\x07\\nfake" in r.stdout
+
+
+# --- scale: many members ------------------------------------------------------------------------
+
+
+def test_streamed_jsonl_listing_matches_the_json_document(cli, tmp_path, base_members) -> None:  # type: ignore[no-untyped-def]
+    many = [
+        M.Member(M.file_info(f"extra/{i:05d}.txt", 2), b"%02d" % (i % 100)) for i in range(3000)
+    ]
+    case = tmp_path / "c.tar"
+    case.write_bytes(M.build([*base_members, *many]))
+    doc = json.loads(cli("list", case, "--format", "json").stdout)
+    lines = [
+        json.loads(line) for line in cli("list", case, "--format", "jsonl").stdout.splitlines()
+    ]
+    assert [r["member"] for r in lines if r["record"] == "member"] == doc["members"]
+    assert len(doc["members"]) == len(base_members) + 3000
+    manifest = tmp_path / "m.sha256"
+    manifest.write_text(cli("manifest", case).stdout)
+    assert cli("verify", case, manifest).exit_code == 0

@@ -158,7 +158,7 @@ class _Writer:
         try:
             sha = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
-                buf = bytearray(_CHUNK)
+                buf = bytearray(max(1, min(size, _CHUNK)))
                 view = memoryview(buf)
                 while n := source.readinto(buf):  # type: ignore[attr-defined]
                     out.write(view[:n])

@@ -109,10 +109,8 @@ def _add(manifest: Manifest, entry: Entry) -> None:
 def hash_stream(fh: BinaryIO) -> str:
     """SHA-256 of what is left in a stream, read in chunks."""
     sha = hashlib.sha256()
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
-    while n := fh.readinto(buf):  # type: ignore[attr-defined]
-        sha.update(view[:n])
+    while chunk := fh.read(_CHUNK):  # allocates what the member holds, not 1 MiB each time
+        sha.update(chunk)
     return sha.hexdigest()
 
 

@@ -93,6 +93,8 @@ def unsafe_reason(name: str, type_: str, linkname: str) -> str | None:
 
 
 def _length_reason(name: str, linkname: str) -> str | None:
+    if len(name) <= MAX_COMPONENT // 4 and len(linkname) <= MAX_COMPONENT // 4:
+        return None  # the common case: short enough whatever its UTF-8 length
     encoded = name.encode("utf-8", "surrogateescape")
     if len(encoded) > MAX_PATH:
         return f"name of {len(encoded)} bytes (more than {MAX_PATH})"
@@ -360,6 +362,20 @@ def _read_block(file: Any) -> bytes:
     return data
 
 
+def buffer_size_for(size: int) -> int:
+    """A read buffer fit for a member: up to 1 MiB, no more than it holds (an archive of 100k
+    small members must not allocate and fault in 100k MiB-sized buffers)."""
+    return max(BLOCK, min(size, 1 << 20))
+
+
+def _headers(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """Each header in turn, without ``tarfile``'s list of every one read so far (100k members
+    would hold 100k TarInfo objects): only our compact TarMember records are kept."""
+    while (info := tf.next()) is not None:
+        tf.members.clear()  # type: ignore[attr-defined]
+        yield info
+
+
 def walk_seekable(
     file: BinaryIO, label: str, problems: list[Problem] | None = None
 ) -> Iterator[Entry]:
@@ -372,10 +388,9 @@ def walk_seekable(
     with _damaged_first_header(label, first_block), translate_tar_errors(label):
         file.seek(0)
         tf = tarfile.open(fileobj=file, mode="r:", tarinfo=_EndCheckingTarInfo)  # noqa: SIM115
-        infos = tf.getmembers()
+        members = [_member(info) for info in _headers(tf)]
         _check_end(tf, label, problems, file)
-    for info in infos:
-        member = _member(info)
+    for member in members:
         if member.type != "file":
             yield Entry(member, lambda: io.BytesIO(b""))
             continue
@@ -385,7 +400,7 @@ def walk_seekable(
 def _seekable_opener(file: BinaryIO, member: TarMember, label: str) -> Any:
     def opener() -> BinaryIO:
         raw = MemberReader(file, member.offset_data, member.size, f"{label}: {member.name}")
-        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=buffer_size_for(member.size)))
 
     return opener
 
@@ -403,7 +418,7 @@ def walk_stream(
         translate_tar_errors(label, compression),
     ):
         tf = tarfile.open(fileobj=forward, mode="r:", tarinfo=_EndCheckingTarInfo)  # noqa: SIM115
-    iterator = iter(tf)
+    iterator = _headers(tf)
     while True:
         with translate_tar_errors(label, compression):
             info = next(iterator, None)
@@ -426,7 +441,7 @@ def _stream_opener(
         raw = MemberReader(
             cast(BinaryIO, forward), member.offset_data, member.size, name, forward_only=True
         )
-        return cast(BinaryIO, _TranslatingReader(raw, compression))
+        return cast(BinaryIO, _TranslatingReader(raw, compression, buffer_size_for(member.size)))
 
     return opener
 
@@ -434,8 +449,8 @@ def _stream_opener(
 class _TranslatingReader(io.BufferedReader):
     """Buffered reads of a streamed member, with decompressor errors translated."""
 
-    def __init__(self, raw: io.RawIOBase, compression: str) -> None:
-        super().__init__(raw, buffer_size=1 << 20)
+    def __init__(self, raw: io.RawIOBase, compression: str, buffer_size: int) -> None:
+        super().__init__(raw, buffer_size=buffer_size)
         self._compression = compression
 
     def readinto(self, buffer: Any) -> int:

@@ -25,7 +25,7 @@ from kcheckpoint.inspect.model import (
     Sizes,
 )
 
-from .archive import Entry, TarMember, walk_input, walk_nested
+from .archive import Entry, TarMember, buffer_size_for, walk_input, walk_nested
 from .engines import iso_time, load_json
 from .members import CORE_RE, PAGES_RE
 from .source import ProgressCallback, open_input
@@ -129,7 +129,7 @@ def _digesting(entry: Entry, digests: dict[str, str]) -> Entry:
 
     def opener() -> BinaryIO:
         raw = _HashingMember(entry.open(), member, digests)
-        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=buffer_size_for(member.size)))
 
     return Entry(member, opener, entry.location)
 
@@ -171,7 +171,8 @@ class _HashingMember(io.RawIOBase):
     def close(self) -> None:
         if self._count < self._member.size and not self.closed:
             # read in part (a nested tar stops at its end marker): hash the rest
-            while self.readinto(bytearray(1 << 20)):
+            scratch = bytearray(buffer_size_for(self._member.size - self._count))
+            while self.readinto(scratch):
                 pass
         super().close()
 
