@@ -74,10 +74,14 @@ def error(message: str, *, hint: str | None = None) -> None:
         sys.stderr.write(f"hint: {printable(hint)}\n")
 
 
-def warn(message: str) -> None:
-    """A warning on stderr (silenced by --quiet); archive names in it cannot forge a line."""
+def warn(message: str, *more: str) -> None:
+    """A warning on stderr (silenced by --quiet); archive names in it cannot forge a line.
+
+    ``more`` are continuation lines, indented under it."""
     if not _state["quiet"]:
         sys.stderr.write(f"warning: {printable(message)}\n")
+        for line in more:
+            sys.stderr.write(f"  {printable(line)}\n")
 
 
 class Progress:
