@@ -44,6 +44,21 @@ class Unlisted:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """A member that is not a regular file (a directory, a link...), as a JSON manifest lists
+    it, so that verify can check what a sha256sum manifest cannot say."""
+
+    path: str
+    type: str
+    linkname: str | None
+
+    @property
+    def key(self) -> str:
+        """What verify compares, in place of a digest."""
+        return f"{self.type}:{self.linkname}" if self.linkname else self.type
+
+
 @dataclass
 class Manifest:
     """Digests of every regular file, in archive order."""
@@ -54,6 +69,8 @@ class Manifest:
     skipped: list[str] = field(default_factory=list)
     #: Members a manifest cannot list, which ``verify`` reports as extra unless listed.
     unlisted: list[Unlisted] = field(default_factory=list)
+    #: Every member that is not a regular file, in the archive and in rootfs-diff.tar.
+    structure: list[Structure] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     #: Paths of the files hashed so far (hard links are checked against it); not in JSON.
     file_paths: set[str] = field(default_factory=set, metadata={"json": False})
@@ -94,6 +111,14 @@ def _add(manifest: Manifest, entry: Entry) -> None:
     reason = unlisted_reason(member, files)
     if reason is not None:
         manifest.unlisted.append(Unlisted(member.raw_name, member.type, reason))
+    if member.type != "file" or member.unsafe:
+        manifest.structure.append(
+            Structure(
+                member.raw_name if member.unsafe else member.name,
+                member.type,
+                member.linkname or None,
+            )
+        )
     if member.unsafe:
         manifest.problems.append(Problem(member.raw_name, "unsafe-name", member.unsafe))
         return
@@ -124,6 +149,9 @@ def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
             reason = unlisted_reason(m, manifest.file_paths, ROOTFS_PREFIX)
             if reason is not None:
                 manifest.unlisted.append(Unlisted(ROOTFS_PREFIX + m.raw_name, m.type, reason))
+            if (m.type != "file" or m.unsafe) and m.name != ".":
+                path = ROOTFS_PREFIX + (m.raw_name if m.unsafe else m.name)
+                manifest.structure.append(Structure(path, m.type, m.linkname or None))
             if m.unsafe:
                 manifest.problems.append(
                     Problem(f"{ROOTFS_MEMBER}:{m.raw_name}", "unsafe-name", m.unsafe)
@@ -183,9 +211,18 @@ class Mismatch:
     actual: str | None
 
 
-def compare(expected: dict[str, str], manifest: Manifest) -> list[Mismatch]:
-    """Differences between a manifest's digests and an archive's, sorted by path."""
+def compare(
+    expected: dict[str, str], manifest: Manifest, structure: dict[str, str] | None = None
+) -> list[Mismatch]:
+    """Differences between a manifest's digests and an archive's, sorted by path.
+
+    ``structure`` (from a JSON manifest: path -> type and link target) adds every member that is
+    not a regular file to the comparison: an added, removed or retargeted link or directory.
+    """
     actual = {e.path: e.sha256 for e in manifest.entries}
+    if structure is not None:
+        expected = {**expected, **structure}
+        actual.update((s.path, s.key) for s in manifest.structure)
     out: list[Mismatch] = []
     for path in sorted(expected.keys() | actual.keys()):
         want, got = expected.get(path), actual.get(path)

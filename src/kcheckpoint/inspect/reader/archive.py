@@ -185,6 +185,8 @@ def translate_tar_errors(label: str, compression: str = "none") -> Iterator[None
         raise CorruptArchive(f"{label}: {text}") from exc
     except tarfile.TarError as exc:
         raise CorruptArchive(f"{label}: {exc}") from exc
+    except (ValueError, OverflowError) as exc:  # tarfile's own parsing of PAX numbers
+        raise CorruptArchive(f"{label}: a tar header is damaged ({exc})") from exc
 
 
 class ForwardSeekable(io.RawIOBase):
@@ -422,9 +424,9 @@ def walk_stream(
     while True:
         with translate_tar_errors(label, compression):
             info = next(iterator, None)
-        if info is None:
+            member = _member(info) if info is not None else None
+        if info is None or member is None:
             break
-        member = _member(info)
         if member.type != "file":
             yield Entry(member, lambda: io.BytesIO(b""))
             continue

@@ -111,34 +111,34 @@ def scan_archive(
     with open_input(path, stdin=stdin, hash_input=want_hash, progress=progress) as src:
         scan = ArchiveScan(InputInfo(src.path, src.size, src.compression, "", None))
         for entry in walk_input(src, scan.problems):
+            hashed: set[int] = set()
             if digest_members:
-                entry = _digesting(entry, scan.digests)
+                entry = _digesting(entry, scan.digests, hashed)
             _visit(scan, entry, read_images, on_member, on_image, on_nested)
-            if digest_members and entry.member.name not in scan.digests:
-                _digest_rest(entry, scan.digests)
+            if digest_members and not hashed:
+                _digest_rest(entry)
         scan.input = src.info(hash_seekable=bool(hash_input))
     _check_checkpoint(scan)
     return scan
 
 
-def _digesting(entry: Entry, digests: dict[str, str]) -> Entry:
-    """The entry, hashing what is read of it; the digest is stored once it is read whole."""
+def _digesting(entry: Entry, digests: dict[str, str], hashed: set[int]) -> Entry:
+    """The entry, hashing what is read of it; the digest is stored (and ``hashed`` marked) once
+    it is read whole. A later member of the same name replaces it, as in an extraction."""
     member = entry.member
     if member.type != "file" or member.unsafe or PAGES_RE.match(member.name):
+        hashed.add(1)
         return entry
 
     def opener() -> BinaryIO:
-        raw = _HashingMember(entry.open(), member, digests)
+        raw = _HashingMember(entry.open(), member, digests, hashed)
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=buffer_size_for(member.size)))
 
     return Entry(member, opener, entry.location)
 
 
-def _digest_rest(entry: Entry, digests: dict[str, str]) -> None:
-    """Hash a member no one read (or read only in part), unless it is a pages file."""
-    member = entry.member
-    if member.type != "file" or member.unsafe or PAGES_RE.match(member.name):
-        return
+def _digest_rest(entry: Entry) -> None:
+    """Read (and so hash) a member the hooks did not read whole."""
     with entry.open() as fh:
         while fh.read(1 << 20):
             pass
@@ -147,11 +147,14 @@ def _digest_rest(entry: Entry, digests: dict[str, str]) -> None:
 class _HashingMember(io.RawIOBase):
     """Hashes a member as it is read; at its end, records the digest under its name."""
 
-    def __init__(self, raw: BinaryIO, member: TarMember, digests: dict[str, str]) -> None:
+    def __init__(
+        self, raw: BinaryIO, member: TarMember, digests: dict[str, str], hashed: set[int]
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._member = member
         self._digests = digests
+        self._hashed = hashed
         self._sha = hashlib.sha256()
         self._count = 0
 
@@ -164,7 +167,8 @@ class _HashingMember(io.RawIOBase):
         if n:
             self._sha.update(view[:n])
             self._count += n
-        if self._count == self._member.size and self._member.name not in self._digests:
+        if self._count == self._member.size and not self._hashed:
+            self._hashed.add(1)
             self._digests[self._member.name] = self._sha.hexdigest()
         return int(n or 0)
 
