@@ -466,3 +466,47 @@ def test_streamed_jsonl_listing_matches_the_json_document(cli, tmp_path, base_me
     manifest = tmp_path / "m.sha256"
     manifest.write_text(cli("manifest", case).stdout)
     assert cli("verify", case, manifest).exit_code == 0
+
+
+def test_a_json_manifest_checks_links_and_directories(
+    cli, tmp_path, base_tar, base_members
+) -> None:  # type: ignore[no-untyped-def]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(cli("manifest", base_tar, "--format", "json").stdout)
+    assert cli("verify", base_tar, manifest).exit_code == 0
+    link = M.Member(M.file_info("a/b", type_=tarfile.SYMTYPE, linkname=".."), b"")
+    case = tmp_path / "c.tar"
+    case.write_bytes(M.build([*base_members, link]))
+    r = cli("verify", case, manifest, "--format", "json")
+    assert r.exit_code == 1
+    assert [(m["path"], m["status"]) for m in json.loads(r.stdout)["mismatches"]] == [
+        ("a/b", "extra")
+    ]
+    case.write_bytes(M.build([m for m in base_members if m.name != "artifacts"]))
+    r = cli("verify", case, manifest, "--format", "json")
+    assert [(m["path"], m["status"]) for m in json.loads(r.stdout)["mismatches"]] == [
+        ("artifacts", "missing")
+    ]
+
+
+def test_the_last_of_two_members_of_one_name_counts(cli, tmp_path, base_tar, base_members) -> None:  # type: ignore[no-untyped-def]
+    spec = next(m for m in base_members if m.name == "stats-dump")
+    case = tmp_path / "c.tar"
+    case.write_bytes(M.build([*base_members, M.Member(spec.info, b"X" * len(spec.data))]))
+    r = cli("diff", base_tar, case, "--format", "json")
+    assert r.exit_code == 1
+    assert {m["name"] for m in json.loads(r.stdout)["members"]} == {"stats-dump"}
+    manifest = tmp_path / "m.sha256"
+    manifest.write_text(cli("manifest", base_tar).stdout)
+    assert cli("verify", case, manifest).exit_code == 1
+
+
+def test_a_pax_size_that_is_not_a_number_is_a_damaged_header(cli, tmp_path, base_members) -> None:  # type: ignore[no-untyped-def]
+    info = M.file_info("pax.txt", 4)
+    info.pax_headers = {"size": "\x1b[2J"}
+    case = tmp_path / "c.tar"
+    case.write_bytes(M.build([*base_members, M.Member(info, b"data")]))
+    for cmd in ("summary", "list", "manifest"):
+        r = cli(cmd, case)
+        assert r.exit_code == 4, (cmd, r.stderr)
+        assert "\x1b" not in r.stderr
