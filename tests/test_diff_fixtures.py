@@ -96,7 +96,10 @@ def test_t1_t2_same_two_processes() -> None:
     assert d.processes == [] and d.files == [] and d.sockets == []
     assert d.a.processes == d.b.processes == 2
     assert d.same_container and d.note is None
-    assert d.members == []
+    # the same members; those whose bytes differ (CRIU images, rootfs-diff.tar) are changed
+    assert {m.status for m in d.members} == {"changed"}
+    assert "checkpoint/pages-1.img" not in {m.name for m in d.members}
+    assert all(m.sha256_a and m.sha256_b and m.sha256_a != m.sha256_b for m in d.members)
 
 
 def test_t1_t2_memory_located_per_mapping(plain_t2: Path) -> None:
@@ -212,7 +215,7 @@ def test_json_keys_are_stable(cli) -> None:  # type: ignore[no-untyped-def]
     lines = cli("diff", PODMAN_T1, PODMAN_T2, "--format", "jsonl").stdout.splitlines()
     records = [json.loads(line) for line in lines]
     assert records[0]["record"] == "summary"
-    assert {r["record"] for r in records[1:]} == {"memory", "filesystem", "metadata"}
+    assert {r["record"] for r in records[1:]} == {"memory", "filesystem", "metadata", "members"}
 
 
 def test_against_itself_short_circuits(cli) -> None:  # type: ignore[no-untyped-def]

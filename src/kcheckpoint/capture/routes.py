@@ -32,12 +32,15 @@ from .audit import AuditLog
 from .auth import AuthenticationFailed, Identity, TokenAuthenticator
 from .metrics import CONTENT_TYPE, Metrics
 from .names import InvalidName, check_container, check_namespace, check_pod
+from .ranges import SingleRangeFileResponse
 from .runtime import CriClient, from_runtime
 from .service import CaptureService
 from .settings import Settings
 from .store import ArchiveInfo, ArchiveMissing, ArchiveStore
 
 INT64 = re.compile(r"[+-]?[0-9]+\Z")
+#: The longest checkpoint deadline accepted (one day); longer is a 400 that names it.
+MAX_TIMEOUT = 86_400
 SHA256_HEADER = "X-Checkpoint-Sha256"
 
 
@@ -166,6 +169,8 @@ def parse_timeout(values: list[str]) -> int | None:
     text = values[-1]
     if not INT64.match(text) or not -(2**63) <= int(text) < 2**63:
         raise HttpError(400, "cannot parse value of timeout parameter")
+    if int(text) > MAX_TIMEOUT:  # a deadline that far away overflows the deadline arithmetic
+        raise HttpError(400, f"timeout must be at most {MAX_TIMEOUT} seconds")
     return int(text)
 
 
@@ -223,7 +228,8 @@ async def list_archives(request: Request, ctx: Ctx, caller: Caller) -> JSONRespo
 async def download(request: Request, name: str, ctx: Ctx, caller: Caller) -> Response:
     """Stream an archive, with its SHA-256 in `X-Checkpoint-Sha256` and `Repr-Digest`.
 
-    `Range` requests (one range) are answered with 206, for resumable transfers.
+    One `Range` per request is answered with 206, for resumable transfers; an invalid Range,
+    or several ranges, are ignored (200 with the whole archive), as RFC 9110 allows.
     """
     info = await _archive(ctx, caller, request, name, "get", hashed=True)
     assert info.sha256 is not None
@@ -241,7 +247,7 @@ async def download(request: Request, name: str, ctx: Ctx, caller: Caller) -> Res
         range=request.headers.get("range"),
     )
     ctx.metrics.requests.labels("checkpoints", "GET", "200").inc()
-    return FileResponse(
+    return SingleRangeFileResponse(
         info.path,
         media_type="application/x-tar",
         headers={SHA256_HEADER: info.sha256, "Repr-Digest": f"sha-256=:{digest}:"},

@@ -115,8 +115,19 @@ def report(
     path = source if isinstance(source, str) else source.path
     for w in warnings:
         warn(f"{path}: {w.message}")
+    shown: dict[str, int] = {}
     for p in problems:
-        warn(f"{path}: {p.source}: {p.message}")
+        shown[p.kind] = shown.get(p.kind, 0) + 1
+        if shown[p.kind] <= PROBLEMS_PER_KIND:
+            warn(f"{path}: {p.source}: {p.message}")
+    for kind, count in shown.items():
+        if count > PROBLEMS_PER_KIND:
+            more = count - PROBLEMS_PER_KIND
+            warn(f"{path}: {more} more problem(s) of kind {kind} (all of them are in JSON output)")
+
+
+#: Problems of one kind shown on stderr; a hostile archive may hold thousands.
+PROBLEMS_PER_KIND = 20
 
 
 def enforce_strict(strict: bool, path: str, problems: Sequence[Problem]) -> None:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from kcheckpoint.render.text import printable
+
 _state = {"debug": False, "quiet": False}
 #: This run's command line, start time, and whether JSON provenance leaves times out.
 run_state: dict[str, Any] = {"argv": [], "started": None, "no_times": False}
@@ -66,16 +68,20 @@ def out_each(pieces: Iterable[str]) -> None:
 
 
 def error(message: str, *, hint: str | None = None) -> None:
-    """One line on stderr, and an optional hint."""
-    sys.stderr.write(f"error: {message}\n")
+    """One line on stderr (control characters escaped), and an optional hint."""
+    sys.stderr.write(f"error: {printable(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {printable(hint)}\n")
 
 
-def warn(message: str) -> None:
-    """A warning on stderr (silenced by --quiet)."""
+def warn(message: str, *more: str) -> None:
+    """A warning on stderr (silenced by --quiet); archive names in it cannot forge a line.
+
+    ``more`` are continuation lines, indented under it."""
     if not _state["quiet"]:
-        sys.stderr.write(f"warning: {message}\n")
+        sys.stderr.write(f"warning: {printable(message)}\n")
+        for line in more:
+            sys.stderr.write(f"  {printable(line)}\n")
 
 
 class Progress:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
+from kcheckpoint.inspect.reader.archive import TarMember
 from kcheckpoint.inspect.reader.engines import (
     container_of,
     iso_time,
@@ -55,23 +57,29 @@ def summarize(scan: ArchiveScan, read_memory: ReadMemory | None = None) -> Summa
     )
 
 
-def listing(scan: ArchiveScan) -> Listing:
-    """Every member of a scanned archive, with categories and secret flags."""
+def listed(m: TarMember) -> Member:
+    """One member as ``list`` shows it: category, secret flag, mode and time as text."""
+    return Member(
+        name=m.name,
+        type=m.type,
+        size=m.size,
+        mode=f"{m.mode & 0o7777:04o}",
+        mtime=iso_time(m.mtime),
+        category=category(m.name),
+        secrets=secret_reason(m.name),
+        linkname=m.linkname or None,
+        unsafe=m.unsafe,
+    )
+
+
+def listing(scan: ArchiveScan, *, with_members: bool = True) -> Listing:
+    """Every member of a scanned archive, with categories and secret flags.
+
+    Without ``with_members``, ``members`` is left empty, for a caller that streams
+    ``listed(m)`` for each of ``scan.members`` instead of holding them all.
+    """
     meta = parse_metadata(scan.blobs)
-    members = [
-        Member(
-            name=m.name,
-            type=m.type,
-            size=m.size,
-            mode=f"{m.mode & 0o7777:04o}",
-            mtime=iso_time(m.mtime),
-            category=category(m.name),
-            secrets=secret_reason(m.name),
-            linkname=m.linkname or None,
-            unsafe=m.unsafe,
-        )
-        for m in scan.members
-    ]
+    members = [listed(m) for m in scan.members] if with_members else []
     sizes = sizes_of(scan)
     return Listing(
         input=scan.input,
@@ -107,3 +115,15 @@ def list_path(
 ) -> Listing:
     """Scan and list one archive."""
     return listing(scan_archive(path, stdin=stdin, hash_input=hash_input, progress=progress))
+
+
+def list_stream(
+    path: str | os.PathLike[str],
+    *,
+    stdin: BinaryIO | None = None,
+    hash_input: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[Listing, Iterator[Member]]:
+    """Scan one archive; its listing without members, and the members one at a time."""
+    scan = scan_archive(path, stdin=stdin, hash_input=hash_input, progress=progress)
+    return listing(scan, with_members=False), (listed(m) for m in scan.members)

@@ -27,7 +27,7 @@ from kcheckpoint.inspect.diff.model import (
     ValueChange,
 )
 
-from .text import ABSENT, size
+from .text import ABSENT, printable, size
 
 MARKERS = {ADDED: "A", REMOVED: "D", DELETED: "D", CHANGED: "C", RESIZED: "C", REPLACED: "R"}
 TITLES = {
@@ -76,10 +76,10 @@ def diff_text(diff: CheckpointDiff) -> str:
         lines.insert(0, f"NOTE: {diff.note}")
     if diff.identical:
         lines.append(f"identical: both archives have SHA-256 {diff.a.input.sha256}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(printable(line, keep_tab=True) for line in lines) + "\n"
     if not diff.differences:
         lines.append("no differences")
-        return "\n".join(lines) + "\n"
+        return "\n".join(printable(line, keep_tab=True) for line in lines) + "\n"
     lines.append(f"{diff.differences} difference(s)")
     lines += [_counts(name, c) for name, c in diff.counts.items() if _any(c)]
     sections = (
@@ -94,7 +94,7 @@ def diff_text(diff: CheckpointDiff) -> str:
     for name, body in sections:
         if body:
             lines += ["", TITLES[name], *body]
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line, keep_tab=True) for line in lines) + "\n"
 
 
 def _any(c: SectionCount) -> bool:
@@ -260,4 +260,18 @@ def _filesystem(changes: Iterable[FsChange]) -> list[str]:
 
 
 def _members(diff: CheckpointDiff) -> list[str]:
-    return [f"  {marker(m.status)} {m.name} ({m.type}, {size(m.size)})" for m in diff.members]
+    lines = []
+    for m in diff.members:
+        if m.status == "changed":
+            line = (
+                f"  {marker(m.status)} {m.name} ({m.type})  {size(m.size_a or 0)} "
+                f"sha256:{_short(m.sha256_a)} -> {size(m.size_b or 0)} sha256:{_short(m.sha256_b)}"
+            )
+        else:
+            line = f"  {marker(m.status)} {m.name} ({m.type}, {size(m.size or 0)})"
+        lines.append(line)
+    return lines
+
+
+def _short(digest: str | None) -> str:
+    return digest[:12] if digest else "-"

@@ -9,9 +9,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kcheckpoint.inspect.criu.model import Inspection, Process
+from kcheckpoint.inspect.reader.engines import load_json
 
 from .jsonout import to_data
-from .text import ABSENT, size
+from .text import ABSENT, printable, size
 
 SECTIONS = ("ps_tree", "files", "sockets", "mounts", "stats", "metadata", "env", "namespaces")
 
@@ -48,11 +49,15 @@ def subtree(procs: list[Process], pid: int) -> list[Process]:
     if pid not in by_pid:
         return []
     keep: list[Process] = []
+    seen: set[int] = set()
     stack = [pid]
     while stack:
-        p = by_pid[stack.pop()]
-        keep.append(p)
-        stack.extend(reversed([c for c in p.children if c in by_pid]))
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        keep.append(by_pid[current])
+        stack.extend(reversed([c for c in by_pid[current].children if c in by_pid]))
     return keep
 
 
@@ -88,15 +93,6 @@ def json_data(result: Inspection, sel: Selection) -> dict[str, Any]:
     return data
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
-_CONTROL.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
-
-
-def printable(text: str) -> str:
-    """Control characters escaped, so archive data cannot break lines or drive the terminal."""
-    return text.translate(_CONTROL)
-
-
 def annotation_node(key: str, value: str) -> Any:
     """An annotation as a line, or, when its value is a JSON object or list, as a tree of the
     parsed value (as checkpointctl --metadata shows them)."""
@@ -110,7 +106,7 @@ def _json_value(value: str) -> Any:
     if not value.lstrip().startswith(("{", "[")):
         return None
     try:
-        parsed = json.loads(value)
+        parsed = load_json(value)  # depth-bounded: _json_nodes recurses into it
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict | list) and parsed else None
@@ -137,17 +133,29 @@ def _interface_line(i: Any) -> str:
     return ": ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if parts[2:] else "")
 
 
+#: Levels of indentation drawn; deeper levels are drawn at this one, so that a chain of
+#: thousands of processes does not print quadratic whitespace.
+MAX_INDENT = 40
+
+
 class _Tree:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
     def node(self, label: str, children: Iterable[Any], prefix: str = "") -> None:
-        kids = list(children)
-        for i, kid in enumerate(kids):
+        stack: list[tuple[list[Any], int, str]] = [(list(children), 0, prefix)]
+        while stack:  # iterative: a process chain may be thousands deep
+            kids, i, pre = stack.pop()
+            if i >= len(kids):
+                continue
+            stack.append((kids, i + 1, pre))
             last = i == len(kids) - 1
-            text, grand = kid if isinstance(kid, tuple) else (kid, [])
-            self.lines.append(prefix + ("└── " if last else "├── ") + printable(text))
-            self.node(text, grand, prefix + ("    " if last else "│   "))
+            text, grand = kids[i] if isinstance(kids[i], tuple) else (kids[i], [])
+            self.lines.append(pre + ("└── " if last else "├── ") + printable(text))
+            grand = list(grand)
+            if grand:
+                deeper = pre + ("    " if last else "│   ") if len(stack) < MAX_INDENT else pre
+                stack.append((grand, 0, deeper))
 
 
 def _us(value: int | None) -> str:
@@ -166,7 +174,16 @@ def command_of(p: Process) -> str:
     return p.comm or ABSENT
 
 
-def _process_node(p: Process, by_pid: dict[int, Process], sel: Selection) -> tuple[str, list[Any]]:
+def _process_nodes(procs: list[Process], sel: Selection) -> list[tuple[str, list[Any]]]:
+    """The tree's top nodes; each node's children are attached by reference, not recursion."""
+    nodes = {p.pid: _process_node(p, sel) for p in procs}
+    listed = {c for p in procs for c in p.children if c in nodes}
+    for p in procs:
+        nodes[p.pid][1].extend(nodes[c] for c in p.children if c in nodes)
+    return [nodes[p.pid] for p in procs if p.pid not in listed]
+
+
+def _process_node(p: Process, sel: Selection) -> tuple[str, list[Any]]:
     state = "" if p.state == "alive" else f" ({p.state})"
     label = f"[{p.pid}{state}]  {command_of(p)}"
     kids: list[Any] = []
@@ -208,9 +225,6 @@ def _process_node(p: Process, by_pid: dict[int, Process], sel: Selection) -> tup
                 ],
             )
         )
-    for child in p.children:
-        if child in by_pid:
-            kids.append(_process_node(by_pid[child], by_pid, sel))
     return label, kids
 
 
@@ -281,9 +295,7 @@ def tree_text(result: Inspection, sel: Selection) -> str:
             )
         )
     if sel.ps_tree:
-        by_pid = {p.pid: p for p in result.processes}
-        tops = [p for p in result.processes if p.ppid not in by_pid]
-        root.append(("Process tree", [_process_node(p, by_pid, sel) for p in tops]))
+        root.append(("Process tree", _process_nodes(result.processes, sel)))
     if sel.sockets:
         rows = []
         for sk in result.sockets:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from kcheckpoint.inspect.model import FileEntry, Listing, Summary
 
-from .text import ABSENT, size, table
+from .text import ABSENT, printable, size, table
 
 SUMMARY_HEADERS = (
     "namespace",
@@ -69,8 +69,6 @@ def summary_row(s: Summary, *, wide: bool = False) -> list[str]:
 def _short(command: str | None, width: int = 40) -> str:
     if not command:
         return ABSENT
-    from .inspect_tree import printable  # imported here: summary needs no CRIU model code
-
     command = printable(command)
     return command if len(command) <= width else command[: width - 1] + "…"
 

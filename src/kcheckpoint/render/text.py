@@ -25,10 +25,24 @@ def size(n: int | None) -> str:
 
 
 def cell(value: Any) -> str:
-    """A table cell: None shows as '-'."""
+    """A table cell: None shows as '-'; control characters escaped."""
     if value is None or value == "":
         return ABSENT
-    return str(value)
+    return printable(str(value))
+
+
+#: C0 and C1 controls and DEL as ``\xNN`` (``\n``, ``\t``, ``\r`` by name), and the Unicode
+#: bidirectional overrides as ``\uNNNN``, as ``ls -b`` shows names: archive data can then
+#: neither forge a line nor drive the terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+_CONTROL.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+_CONTROL_KEEP_TAB = {k: v for k, v in _CONTROL.items() if k != ord("\t")}
+
+
+def printable(text: str, *, keep_tab: bool = False) -> str:
+    """Control characters escaped, so that archive data cannot break lines or drive a terminal."""
+    return text.translate(_CONTROL_KEEP_TAB if keep_tab else _CONTROL)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -179,7 +179,7 @@ def csv_rows(result: CheckpointDiff) -> list[list[object]]:
             ]
         )
     for mb in result.members:
-        rows.append(["members", mb.status, mb.name, None, None])
+        rows.append(["members", mb.status, mb.name, mb.sha256_a, mb.sha256_b])
     return rows
 
 

@@ -13,6 +13,7 @@ from kcheckpoint.inspect.evidence.extract import ExtractResult, check_output_dir
 from kcheckpoint.inspect.evidence.manifest import ManifestEntry, sha256sum_lines
 from kcheckpoint.inspect.memory.extract import extract_memory
 from kcheckpoint.render.jsonout import dumps, dumps_lines
+from kcheckpoint.render.text import printable
 
 from ..common import ArchiveArgument, DocumentFormatOption, report, stdin_for
 from ..exit_codes import ExitCode
@@ -54,7 +55,8 @@ def extract(
     not at all. Prints what it wrote in sha256sum format (text) or as JSON.
 
     Exit codes: 0 all written; 3 a selected path is not in the archive or a file exists; 4 the
-    archive holds unsafe members (the others are still extracted).
+    archive holds members that are refused (unsafe names or links, devices, FIFOs, dangling hard
+    links); the others are still extracted.
     """
     check_output_dir(output)
     if memory is not None:
@@ -70,17 +72,35 @@ def extract(
     _print(result, fmt)
     for refused in result.refused:
         warn(f"refused {refused.path}: {refused.message}")
-    if any(r.reason == "unsafe" for r in result.refused):
-        error(f"{result.input.path}: refused {len(result.refused)} unsafe or existing member(s)")
+    held = [r for r in result.refused if r.reason != "exists"]
+    if held:
+        kinds = sorted({r.reason for r in held})
+        error(
+            f"{result.input.path}: refused {len(held)} member(s) the archive holds "
+            f"({', '.join(kinds)}); the rest was extracted",
+            hint=_REFUSAL_HINTS[kinds[0]] if len(kinds) == 1 else None,
+        )
         return int(ExitCode.FORMAT)
     if result.unmatched:
         exc = MemberNotFound(f"not in the archive: {', '.join(result.unmatched)}")
         error(exc.message, hint="`kcheckpoint list ARCHIVE` shows every member")
         return int(ExitCode.INPUT)
     if result.refused:
-        error(f"refused {len(result.refused)} member(s)", hint="--force overwrites existing files")
+        error(
+            f"refused {len(result.refused)} member(s) that already exist",
+            hint="--force overwrites existing files",
+        )
         return int(ExitCode.INPUT)
     return int(ExitCode.OK)
+
+
+#: Why a kind of refusal happened, for the hint line.
+_REFUSAL_HINTS = {
+    "unsafe": "names with '..', absolute names, links leaving the output and names too long "
+    "to create are never extracted",
+    "unsupported": "devices, FIFOs, sparse files and hard links to members that were not "
+    "extracted are never created",
+}
 
 
 def _print(result: ExtractResult, fmt: OutputFormat) -> None:
@@ -90,7 +110,8 @@ def _print(result: ExtractResult, fmt: OutputFormat) -> None:
         out(dumps_lines(result.written))
     else:
         files = [ManifestEntry(w.path, w.size, w.sha256 or "") for w in result.written if w.sha256]
-        out("".join(sha256sum_lines(files)))
+        # sha256sum's own escaping covers '\\' and newlines; other controls are escaped too
+        out("".join(printable(line.rstrip("\n")) + "\n" for line in sha256sum_lines(files)))
 
 
 def _extract_memory(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 from kcheckpoint.inspect import list_path
 from kcheckpoint.inspect.model import FileEntry, Listing
-from kcheckpoint.render.jsonout import to_data
+from kcheckpoint.inspect.summary import list_stream
+from kcheckpoint.render.jsonout import dumps_lines, to_data
 from kcheckpoint.render.summary import listing_text
 
 from ..common import (
@@ -19,8 +21,8 @@ from ..common import (
     stdin_for,
     want_hash,
 )
-from ..output import OutputFormat, Progress
-from ..report import Report, TimelineEvent, emit, epoch
+from ..output import OutputFormat, Progress, out
+from ..report import Report, TimelineEvent, emit, epoch, resolve_format
 
 
 def list_members(
@@ -37,6 +39,8 @@ def list_members(
     stores for tmpfs mounts and /dev/shm.
     """
     progress = Progress(archive)
+    if resolve_format(fmt) is OutputFormat.jsonl:
+        return _stream_jsonl(archive, hash_input, strict, progress)
     try:
         result = list_path(
             archive,
@@ -122,6 +126,26 @@ def _timeline(listing: Listing) -> list[TimelineEvent]:
             TimelineEvent(f"{label}: {c.name or 'container'} checkpointed", mtime=checkpointed)
         )
     return events
+
+
+def _stream_jsonl(archive: str, hash_input: bool | None, strict: bool, progress: Progress) -> int:
+    """JSON Lines, written as the members are turned into records: memory stays flat however
+    many members the archive holds (the other formats hold the whole listing)."""
+    try:
+        result, members = list_stream(
+            archive, stdin=stdin_for(archive), hash_input=hash_input, progress=progress
+        )
+    finally:
+        progress.done()
+    result = absolute_rootfs_paths(result)
+    report(result.input, result.problems, result.warnings)
+    enforce_strict(strict, result.input.path, result.problems)
+    records = itertools.chain(
+        ({"record": "member", "member": m} for m in members), _records(result)
+    )
+    while batch := list(itertools.islice(records, 1000)):
+        out(dumps_lines(batch))
+    return 0
 
 
 def _records(listing: Listing) -> list[dict[str, object]]:

@@ -12,6 +12,7 @@ import typer
 from kcheckpoint.errors import ArchiveNotFound, FormatError, InputError
 from kcheckpoint.inspect.evidence.manifest import (
     Manifest,
+    Structure,
     build_manifest,
     compare,
     parse_sha256sum,
@@ -96,11 +97,12 @@ def verify(
 ) -> int:
     """Check an archive against a manifest: exit 0 when every digest matches, 1 otherwise.
 
-    Differing, missing and extra paths are listed.
+    Differing, missing and extra paths are listed. A JSON manifest also checks directories and
+    links (added, removed or retargeted).
     """
-    expected = _read_manifest(manifest_file)
+    expected, structure = _read_manifest(manifest_file)
     result = _build(archive)
-    mismatches = compare(expected, result)
+    mismatches = compare(expected, result, structure)
 
     def text() -> str:
         if mismatches:
@@ -153,7 +155,8 @@ def _build(archive: str) -> Manifest:
     return result
 
 
-def _read_manifest(path: Path) -> dict[str, str]:
+def _read_manifest(path: Path) -> tuple[dict[str, str], dict[str, str] | None]:
+    """Digests by path, and (JSON manifests only) the other members' types and link targets."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -163,7 +166,13 @@ def _read_manifest(path: Path) -> dict[str, str]:
     if text.lstrip().startswith("{"):
         try:
             doc = json.loads(text)
-            return {e["path"]: e["sha256"] for e in doc["entries"]}
-        except (ValueError, KeyError, TypeError) as exc:
+            digests = {str(e["path"]): str(e["sha256"]) for e in doc["entries"]}
+            others = doc.get("structure")
+            if others is None:  # a manifest written before it listed them
+                return digests, None
+            return digests, {
+                str(o["path"]): Structure(o["path"], o["type"], o["linkname"]).key for o in others
+            }
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise FormatError(f"{path}: not a kcheckpoint JSON manifest ({exc})") from exc
-    return parse_sha256sum(text)
+    return parse_sha256sum(text), None

@@ -203,6 +203,7 @@ def serve(
     """
     import uvicorn
 
+    from kcheckpoint.capture.accesslog import log_config
     from kcheckpoint.capture.app import create_app
     from kcheckpoint.capture.settings import RetentionPolicy, Settings
 
@@ -247,7 +248,14 @@ def serve(
         # uvicorn shuts down on SIGTERM, then re-raises it; with this handler the re-raised
         # signal unwinds through the ExitStack, so the demo runtime is stopped and cleaned up
         stack.enter_context(_sigterm_exits())
-        uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), **ssl_kwargs)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+            log_config=log_config(log_level),
+            **ssl_kwargs,
+        )
     return 0
 
 
@@ -322,6 +330,6 @@ def _demo_banner(
     warn(
         "DEMO MODE: the CRI runtime is a demo that checkpoints nothing; its pod demo/webapp "
         f"returns a copy of a sample archive. Archives go to {root.absolute()}/checkpoints"
-        f"{_removed_note(root)}.\n"
-        f"  try: curl{auth} -X POST {scheme}://{host}:{port}/checkpoint/demo/webapp/webapp"
+        f"{_removed_note(root)}.",
+        f"try: curl{auth} -X POST {scheme}://{host}:{port}/checkpoint/demo/webapp/webapp",
     )

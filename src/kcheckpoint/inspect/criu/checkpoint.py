@@ -10,7 +10,7 @@ import shlex
 from typing import Any, BinaryIO
 
 from kcheckpoint.inspect.model import Problem, secrets_warning
-from kcheckpoint.inspect.reader.engines import container_of, parse_metadata
+from kcheckpoint.inspect.reader.engines import container_of, load_json, parse_metadata
 from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive, sizes_of
 from kcheckpoint.inspect.reader.source import ProgressCallback
 
@@ -56,7 +56,7 @@ def redact_env_values(value: str) -> str:
     if '"env"' not in value:
         return value
     try:
-        data = json.loads(value)
+        data = load_json(value)
     except ValueError:
         return value
 

@@ -18,7 +18,7 @@ from kcheckpoint.inspect.model import Problem
 from kcheckpoint.inspect.rules.secrets import redact_secrets
 
 from .imageset import ImageSet
-from .memory import entry_flags, entry_pages
+from .memory import entry_flags, entry_pages, runs_of
 from .memory import page_size_of as page_size
 from .model import Credentials, EnvVar, Memory, OpenFile, Process
 from .sockets import describe
@@ -170,14 +170,56 @@ class ProcessDecoder:
         return sorted(found, key=lambda e: e.pid)
 
     def processes(self) -> list[Process]:
-        entries = self.tree()
+        entries = []
+        seen: set[int] = set()
+        for e in self.tree():
+            if e.pid in seen:
+                self.problems.append(
+                    Problem("checkpoint/pstree.img", "bad-tree", f"pid {e.pid} appears twice")
+                )
+                continue
+            seen.add(e.pid)
+            entries.append(e)
         procs = [self.process(e) for e in entries]
+        parents = self._tree_parents(procs)
         children: dict[int, list[int]] = {}
         for p in procs:
-            children.setdefault(p.ppid, []).append(p.pid)
+            if parents[p.pid] is not None:
+                children.setdefault(p.ppid, []).append(p.pid)
         for p in procs:
             p.children.extend(sorted(children.get(p.pid, [])))
         return procs
+
+    def _tree_parents(self, procs: list[Process]) -> dict[int, int | None]:
+        """Each pid's parent in the tree, None for a root; a loop of parents is cut (reported)
+        at its lowest pid, so that the tree stays a tree. Iterative: chains may be deep."""
+        ppid = {p.pid: p.ppid for p in procs}
+        parents: dict[int, int | None] = {
+            pid: (parent if parent in ppid else None) for pid, parent in ppid.items()
+        }
+        rooted: set[int] = set()
+        for start in ppid:
+            path: list[int] = []
+            on_path: set[int] = set()
+            pid: int | None = start
+            while pid is not None and pid not in rooted and pid not in on_path:
+                path.append(pid)
+                on_path.add(pid)
+                pid = parents[pid]
+            if pid is not None and pid in on_path:  # a loop: cut it at its lowest pid
+                loop = path[path.index(pid) :]
+                cut = min(loop)
+                parents[cut] = None
+                self.problems.append(
+                    Problem(
+                        "checkpoint/pstree.img",
+                        "bad-tree",
+                        f"pid {cut}'s parents form a loop ({' -> '.join(map(str, loop))}); "
+                        "it is shown as a root",
+                    )
+                )
+            rooted.update(path)
+        return parents
 
     def process(self, entry: Any) -> Process:
         pid = entry.pid
@@ -238,7 +280,10 @@ class ProcessDecoder:
         if not self.images.has(name_):
             return None
         head = self.images.head(name_)
-        present, parent, lazy = pagemap_pages(self.images.entries(name_))
+        entries = list(self.images.entries(name_))
+        psize = page_size(mm)
+        kept = len(runs_of(entries, psize, self.problems, f"checkpoint/{name_}"))
+        present, parent, lazy = pagemap_pages(entries[:kept])  # entries past damage are ignored
         return Memory(
             pages_id=head.pages_id if head is not None and head.HasField("pages_id") else None,
             present_pages=present,

@@ -58,6 +58,9 @@ PAGES_RE = re.compile(r"^checkpoint/pages-(\d+)\.img$")
 SHMEM_PAGEMAP_RE = re.compile(r"^checkpoint/pagemap-shmem-(\d+)\.img$")
 
 #: The memory classes of the per-process table.
+#: The end of a 64-bit address space: no mapping or page run reaches beyond it.
+ADDRESS_LIMIT = 1 << 64
+
 KINDS = ("heap", "stack", "anonymous", "file", "shared", "other")
 
 
@@ -202,9 +205,14 @@ def page_size_of(mm: Any | None) -> int:
     if mm is not None:
         auxv = list(mm.mm_saved_auxv)
         for i in range(0, len(auxv) - 1, 2):
-            if auxv[i] == AT_PAGESZ and auxv[i + 1]:
+            if auxv[i] == AT_PAGESZ and _plausible_page_size(int(auxv[i + 1])):
                 return int(auxv[i + 1])
     return 4096
+
+
+def _plausible_page_size(value: int) -> bool:
+    """A power of two from 4 KiB to 1 GiB: anything else is damage, and 4096 is used."""
+    return 4096 <= value <= 1 << 30 and value & (value - 1) == 0
 
 
 def entry_flags(e: Any) -> int:
@@ -219,12 +227,29 @@ def entry_pages(e: Any) -> int:
     return int(e.nr_pages) if e.HasField("nr_pages") else int(e.compat_nr_pages)
 
 
-def runs_of(entries: list[Any], page_size: int) -> list[PageRun]:
-    """Pagemap entries as runs, with the offset of each present one in the pages file."""
+def runs_of(
+    entries: list[Any], page_size: int, problems: list[Problem] | None = None, label: str = ""
+) -> list[PageRun]:
+    """Pagemap entries as runs, with the offset of each present one in the pages file.
+
+    An entry that leaves the 64-bit address space is damage: it is dropped (and reported in
+    ``problems``), and so is every present entry after it, whose offsets it would shift.
+    """
     runs: list[PageRun] = []
     offset = 0
     for e in entries:
         length = entry_pages(e) * page_size
+        if int(e.vaddr) + length > ADDRESS_LIMIT:
+            if problems is not None:
+                problems.append(
+                    Problem(
+                        label or "pagemap",
+                        "bad-range",
+                        f"a pagemap entry at {int(e.vaddr):#x} of {entry_pages(e)} pages leaves "
+                        "the address space; it and the entries after it are ignored",
+                    )
+                )
+            break
         flags = entry_flags(e)
         if flags & PE_PRESENT:
             runs.append(PageRun(int(e.vaddr), length, "present", offset))
@@ -399,7 +424,7 @@ def build_model(images: Mapping[str, bytes], pages_sizes: Mapping[str, int]) -> 
             pages_id,
             psize,
             vmas_of(mm, names),
-            runs_of(list(pagemap.entries), psize),
+            runs_of(list(pagemap.entries), psize, problems, name),
             comm=comm or None,
             live=live,
         )
@@ -462,14 +487,15 @@ class MemoryReader:
         if pmem is None or not pmem.live or pmem.pages_member not in self.offsets or end <= start:
             return None
         base = self.offsets[pmem.pages_member]
+        size = self.model.pages_sizes.get(pmem.pages_member, 0)
         out = bytearray(end - start)
         found = False
         with open(self.path, "rb") as fh:
             for vaddr, length, off in pmem.locate(start, end):
-                if off is None:
+                if off is None or off >= size:  # a pages file cut short reads as zeros
                     continue
                 fh.seek(base + off)
-                data = fh.read(length)
+                data = fh.read(min(length, size - off))
                 out[vaddr - start : vaddr - start + len(data)] = data
                 found = True
         return bytes(out) if found else None

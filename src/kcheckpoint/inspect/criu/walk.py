@@ -23,7 +23,6 @@ References:
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import tempfile
@@ -33,6 +32,7 @@ from typing import IO, BinaryIO, Protocol
 
 from kcheckpoint.inspect.model import Problem
 from kcheckpoint.inspect.reader.archive import Entry
+from kcheckpoint.inspect.reader.engines import parse_metadata
 from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive
 from kcheckpoint.inspect.reader.source import ProgressCallback
 
@@ -279,12 +279,7 @@ def _skip(fh: IO[bytes], n: int) -> None:
 
 def _metadata_env(blob: bytes) -> list[str]:
     """``process.env`` of an OCI spec (spec.dump), or nothing."""
-    try:
-        spec = json.loads(blob)
-    except ValueError:
-        return []
-    env = spec.get("process", {}).get("env", []) if isinstance(spec, dict) else []
-    return [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
+    return parse_metadata({"spec.dump": blob}).env
 
 
 def _feed_file(sink: SegmentSink, member: str, path: str | None, fh: IO[bytes], size: int) -> None:
@@ -392,6 +387,7 @@ def scan_with(
     hash_input: bool | None = None,
     progress: ProgressCallback | None = None,
     on_nested: Callable[[str, Entry], None] | None = None,
+    digest_members: bool = False,
 ) -> ArchiveScan:
     """Scan an archive once, keeping every CRIU image, with ``hook`` reading process memory."""
     try:
@@ -404,6 +400,7 @@ def scan_with(
             on_member=hook.on_member,
             on_image=hook.on_image,
             on_nested=on_nested,
+            digest_members=digest_members,
         )
     finally:
         close = getattr(hook, "close", None)

@@ -411,11 +411,37 @@ def compare_fs(a: Mapping[str, FsState], b: Mapping[str, FsState]) -> list[FsCha
     return out
 
 
-def compare_members(a: Sequence[TarMember], b: Sequence[TarMember]) -> list[MemberChange]:
-    """Members only in A or only in B, by name."""
+def compare_members(
+    a: Sequence[TarMember],
+    b: Sequence[TarMember],
+    digests_a: Mapping[str, str] | None = None,
+    digests_b: Mapping[str, str] | None = None,
+) -> list[MemberChange]:
+    """Members only in A or only in B, by name, and members whose bytes differ.
+
+    Every member but the pages files (compared page by page in the memory section) has a
+    SHA-256 on each side: a member whose bytes differ is changed, whatever the other sections
+    make of it, so that no damage or edit goes unreported.
+    """
+    da, db = digests_a or {}, digests_b or {}
     ma = {m.name: m for m in a}
     mb = {m.name: m for m in b}
-    out = [MemberChange(n, REMOVED, ma[n].type, ma[n].size) for n in ma.keys() - mb.keys()]
-    out += [MemberChange(n, ADDED, mb[n].type, mb[n].size) for n in mb.keys() - ma.keys()]
+
+    def removed(m: TarMember) -> MemberChange:
+        return MemberChange(m.name, REMOVED, m.type, m.size, m.size, None, da.get(m.name), None)
+
+    def added(m: TarMember) -> MemberChange:
+        return MemberChange(m.name, ADDED, m.type, m.size, None, m.size, None, db.get(m.name))
+
+    out = [removed(ma[n]) for n in ma.keys() - mb.keys()]
+    out += [added(mb[n]) for n in mb.keys() - ma.keys()]
+    for n in ma.keys() & mb.keys():
+        old, new = ma[n], mb[n]
+        if old.type != new.type:  # another kind of member under the same name
+            out += [removed(old), added(new)]
+        elif old.linkname != new.linkname or da.get(n) != db.get(n):
+            out.append(
+                MemberChange(n, CHANGED, new.type, None, old.size, new.size, da.get(n), db.get(n))
+            )
     out.sort(key=lambda m: (m.name, m.status))
     return out

@@ -289,7 +289,9 @@ def compare_sides(
         sockets=compare.compare_sockets(pairs, ia.sockets, ib.sockets),
         memory=compare_memory(pairs, a.memory.processes, b.memory.processes, changes),
         filesystem=filesystem,
-        members=compare.compare_members(a.scan.members, b.scan.members),
+        members=compare.compare_members(
+            a.scan.members, b.scan.members, a.scan.digests, b.scan.digests
+        ),
         problems=problems_of("a", _problems(a)) + problems_of("b", _problems(b)),
     )
     return with_counts(diff)

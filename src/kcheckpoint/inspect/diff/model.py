@@ -185,12 +185,18 @@ class FsChange:
 
 @dataclass(frozen=True, slots=True)
 class MemberChange:
-    """A tar member only in A (removed) or only in B (added)."""
+    """A tar member only in A (removed), only in B (added), or whose bytes differ (changed)."""
 
     name: str
     status: str
     type: str
-    size: int
+    #: The size on the side that has it; null for a changed member (see size_a, size_b).
+    size: int | None
+    size_a: int | None = None
+    size_b: int | None = None
+    #: SHA-256 on each side (null for a side without it, or for pages files and non-files).
+    sha256_a: str | None = None
+    sha256_b: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,13 @@ def read_side(
     hook: PagesHook = pages if pages is not None else ArgsReader()
     rootfs = RootfsFiles(keep_content)
     scan = scan_with(
-        hook, path, stdin=stdin, hash_input=hash_input, progress=progress, on_nested=rootfs
+        hook,
+        path,
+        stdin=stdin,
+        hash_input=hash_input,
+        progress=progress,
+        on_nested=rootfs,
+        digest_members=True,
     )
     finish = getattr(hook, "finish", None)
     memory = finish() if finish is not None else memory_of(scan)

@@ -12,6 +12,7 @@ Rules, because these bytes may be secrets and the archive may be hostile:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -157,7 +158,7 @@ class _Writer:
         try:
             sha = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
-                buf = bytearray(_CHUNK)
+                buf = bytearray(max(1, min(size, _CHUNK)))
                 view = memoryview(buf)
                 while n := source.readinto(buf):  # type: ignore[attr-defined]
                     out.write(view[:n])
@@ -237,7 +238,7 @@ def extract_archive(
             InputInfo(src.path, src.size, src.compression, "", None), str(output)
         )
         writer = _Writer(os.fspath(output), force, result)
-        for entry in walk_input(src):
+        for entry in walk_input(src, result.problems):
             _extract_entry(entry, writer, selection)
         writer.finish_links()
         result.input = src.info(hash_seekable=True)
@@ -304,7 +305,20 @@ def _extract_rootfs(fh: BinaryIO, writer: _Writer, selection: _Selection) -> Non
         pass
 
 
+#: Errors that say the name, not the machine, is at fault: the member is refused as unsafe.
+_NAME_ERRORS = (errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL, errno.EILSEQ)
+
+
 def _write_member(member: TarMember, entry: Entry, writer: _Writer, rel: str) -> None:
+    try:
+        _write(member, entry, writer, rel)
+    except OSError as exc:
+        if exc.errno not in _NAME_ERRORS:
+            raise
+        writer.refuse(rel, "unsafe", f"cannot be created here ({os.strerror(exc.errno)})")
+
+
+def _write(member: TarMember, entry: Entry, writer: _Writer, rel: str) -> None:
     if rel == ".":
         return
     if member.type == "dir":

@@ -16,7 +16,7 @@ from typing import BinaryIO, cast
 
 from kcheckpoint.errors import FormatError, InputError
 from kcheckpoint.inspect.model import InputInfo, Problem
-from kcheckpoint.inspect.reader.archive import Entry, walk_input, walk_nested
+from kcheckpoint.inspect.reader.archive import Entry, TarMember, walk_input, walk_nested
 from kcheckpoint.inspect.reader.source import HashingReader, ProgressCallback, open_input
 
 #: The directory the files of rootfs-diff.tar are extracted to and named under.
@@ -35,6 +35,30 @@ class ManifestEntry:
     sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unlisted:
+    """A member no manifest can vouch for: unsafe, a device or FIFO, sparse, a dangling link."""
+
+    path: str
+    type: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """A member that is not a regular file (a directory, a link...), as a JSON manifest lists
+    it, so that verify can check what a sha256sum manifest cannot say."""
+
+    path: str
+    type: str
+    linkname: str | None
+
+    @property
+    def key(self) -> str:
+        """What verify compares, in place of a digest."""
+        return f"{self.type}:{self.linkname}" if self.linkname else self.type
+
+
 @dataclass
 class Manifest:
     """Digests of every regular file, in archive order."""
@@ -43,7 +67,13 @@ class Manifest:
     entries: list[ManifestEntry] = field(default_factory=list)
     #: Members that are not regular files (directories, links, devices) are not hashed.
     skipped: list[str] = field(default_factory=list)
+    #: Members a manifest cannot list, which ``verify`` reports as extra unless listed.
+    unlisted: list[Unlisted] = field(default_factory=list)
+    #: Every member that is not a regular file, in the archive and in rootfs-diff.tar.
+    structure: list[Structure] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: Paths of the files hashed so far (hard links are checked against it); not in JSON.
+    file_paths: set[str] = field(default_factory=set, metadata={"json": False})
 
 
 def build_manifest(
@@ -55,14 +85,40 @@ def build_manifest(
     """Hash every member and every file in rootfs-diff.tar, reading the archive once."""
     with open_input(path, stdin=stdin, hash_input=True, progress=progress) as src:
         manifest = Manifest(InputInfo(src.path, src.size, src.compression, "", None))
-        for entry in walk_input(src):
+        for entry in walk_input(src, manifest.problems):
             _add(manifest, entry)
         manifest.input = src.info(hash_seekable=True)
     return manifest
 
 
+def unlisted_reason(member: TarMember, files: set[str], prefix: str = "") -> str | None:
+    """Why a member that is not a hashed file must still be reported by ``verify``, or None
+    for structure a manifest leaves out (directories, links inside the archive)."""
+    if member.unsafe:
+        return member.unsafe
+    if member.sparse:
+        return "a sparse member"
+    if member.type in ("char", "block", "fifo", "other"):
+        return f"a {member.type} member"
+    if member.type == "hardlink" and prefix + member.linkname.removeprefix("./") not in files:
+        return f"a hard link to {member.linkname}, which is not a file in the archive"
+    return None
+
+
 def _add(manifest: Manifest, entry: Entry) -> None:
     member = entry.member
+    files = manifest.file_paths
+    reason = unlisted_reason(member, files)
+    if reason is not None:
+        manifest.unlisted.append(Unlisted(member.raw_name, member.type, reason))
+    if member.type != "file" or member.unsafe:
+        manifest.structure.append(
+            Structure(
+                member.raw_name if member.unsafe else member.name,
+                member.type,
+                member.linkname or None,
+            )
+        )
     if member.unsafe:
         manifest.problems.append(Problem(member.raw_name, "unsafe-name", member.unsafe))
         return
@@ -72,15 +128,14 @@ def _add(manifest: Manifest, entry: Entry) -> None:
     with entry.open() as fh:
         digest = _hash_rootfs(fh, manifest) if member.name == ROOTFS_MEMBER else hash_stream(fh)
     manifest.entries.append(ManifestEntry(member.name, member.size, digest))
+    files.add(member.name)
 
 
 def hash_stream(fh: BinaryIO) -> str:
     """SHA-256 of what is left in a stream, read in chunks."""
     sha = hashlib.sha256()
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
-    while n := fh.readinto(buf):  # type: ignore[attr-defined]
-        sha.update(view[:n])
+    while chunk := fh.read(_CHUNK):  # allocates what the member holds, not 1 MiB each time
+        sha.update(chunk)
     return sha.hexdigest()
 
 
@@ -91,6 +146,12 @@ def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
     try:
         for inner in walk_nested(cast(BinaryIO, tee), ROOTFS_MEMBER):
             m = inner.member
+            reason = unlisted_reason(m, manifest.file_paths, ROOTFS_PREFIX)
+            if reason is not None:
+                manifest.unlisted.append(Unlisted(ROOTFS_PREFIX + m.raw_name, m.type, reason))
+            if (m.type != "file" or m.unsafe) and m.name != ".":
+                path = ROOTFS_PREFIX + (m.raw_name if m.unsafe else m.name)
+                manifest.structure.append(Structure(path, m.type, m.linkname or None))
             if m.unsafe:
                 manifest.problems.append(
                     Problem(f"{ROOTFS_MEMBER}:{m.raw_name}", "unsafe-name", m.unsafe)
@@ -101,6 +162,7 @@ def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
             with inner.open() as inner_fh:
                 digest = hash_stream(inner_fh)
             manifest.entries.append(ManifestEntry(ROOTFS_PREFIX + m.name, m.size, digest))
+            manifest.file_paths.add(ROOTFS_PREFIX + m.name)
     except (FormatError, InputError) as exc:  # a damaged nested tar: the rest still reads
         manifest.problems.append(Problem(ROOTFS_MEMBER, "bad-nested-tar", str(exc)))
     while tee.read(_CHUNK):
@@ -149,9 +211,18 @@ class Mismatch:
     actual: str | None
 
 
-def compare(expected: dict[str, str], manifest: Manifest) -> list[Mismatch]:
-    """Differences between a manifest's digests and an archive's, sorted by path."""
+def compare(
+    expected: dict[str, str], manifest: Manifest, structure: dict[str, str] | None = None
+) -> list[Mismatch]:
+    """Differences between a manifest's digests and an archive's, sorted by path.
+
+    ``structure`` (from a JSON manifest: path -> type and link target) adds every member that is
+    not a regular file to the comparison: an added, removed or retargeted link or directory.
+    """
     actual = {e.path: e.sha256 for e in manifest.entries}
+    if structure is not None:
+        expected = {**expected, **structure}
+        actual.update((s.path, s.key) for s in manifest.structure)
     out: list[Mismatch] = []
     for path in sorted(expected.keys() | actual.keys()):
         want, got = expected.get(path), actual.get(path)
@@ -159,4 +230,10 @@ def compare(expected: dict[str, str], manifest: Manifest) -> list[Mismatch]:
             continue
         status = "missing" if got is None else "extra" if want is None else "changed"
         out.append(Mismatch(path, status, want, got))
-    return out
+    # Every member is in the manifest or reported: those a manifest cannot list, always.
+    listed = {m.path for m in out}
+    for u in manifest.unlisted:
+        if u.path not in listed:
+            out.append(Mismatch(u.path, "extra", None, None))
+            listed.add(u.path)
+    return sorted(out, key=lambda m: m.path)

@@ -14,13 +14,16 @@ import contextlib
 import io
 import posixpath
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 from kcheckpoint.errors import CorruptArchive, FormatError, NotAnArchive, TruncatedArchive
+from kcheckpoint.inspect.model import Problem
 
 from .source import OpenedInput, translate_decompression_errors
+
+BLOCK = 512
 
 _TYPES = {
     tarfile.REGTYPE: "file",
@@ -51,6 +54,8 @@ class TarMember:
     #: Why the name or link is unsafe to follow or extract, or None.
     unsafe: str | None
     offset_data: int
+    #: A GNU sparse member (old or PAX format): never read, whatever size it declares.
+    sparse: bool = False
 
 
 def normalise_name(raw: str) -> str:
@@ -62,8 +67,17 @@ def normalise_name(raw: str) -> str:
     return name or "."
 
 
+#: Limits past which a name cannot be created safely (Linux: NAME_MAX 255 bytes per component,
+#: PATH_MAX 4096 for a whole path, which must leave room for the output directory's own path).
+MAX_COMPONENT = 255
+MAX_PATH = 2048
+MAX_DEPTH = 128
+
+
 def unsafe_reason(name: str, type_: str, linkname: str) -> str | None:
-    """Say why a member would escape the archive root, or None when it stays inside."""
+    """Say why a member would escape the archive root or cannot be created, or None."""
+    if too_long := _length_reason(name, linkname):
+        return too_long
     if name.startswith("/"):
         return "absolute path"
     if ".." in name.split("/"):
@@ -78,8 +92,29 @@ def unsafe_reason(name: str, type_: str, linkname: str) -> str | None:
     return None
 
 
+def _length_reason(name: str, linkname: str) -> str | None:
+    if len(name) <= MAX_COMPONENT // 4 and len(linkname) <= MAX_COMPONENT // 4:
+        return None  # the common case: short enough whatever its UTF-8 length
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > MAX_PATH:
+        return f"name of {len(encoded)} bytes (more than {MAX_PATH})"
+    parts = encoded.split(b"/")
+    if len(parts) > MAX_DEPTH:
+        return f"name of {len(parts)} components (more than {MAX_DEPTH})"
+    longest = max(len(p) for p in parts)
+    if longest > MAX_COMPONENT:
+        return f"name with a component of {longest} bytes (more than {MAX_COMPONENT})"
+    target = len(linkname.encode("utf-8", "surrogateescape"))
+    if target > MAX_PATH:
+        return f"link target of {target} bytes (more than {MAX_PATH})"
+    return None
+
+
 def _member(info: tarfile.TarInfo) -> TarMember:
-    type_ = _TYPES.get(info.type, "other")
+    sparse = info.type == tarfile.GNUTYPE_SPARSE or getattr(info, "sparse", None) is not None
+    # A sparse member's size is what it stands for, not what it stores: one reading of it for
+    # every command is to read none of it ("other", size 0), and to say so.
+    type_ = "other" if sparse else _TYPES.get(info.type, "other")
     name = normalise_name(info.name)
     linkname = info.linkname or ""
     return TarMember(
@@ -94,6 +129,7 @@ def _member(info: tarfile.TarInfo) -> TarMember:
         linkname=linkname,
         unsafe=unsafe_reason(name, type_, linkname),
         offset_data=int(info.offset_data),
+        sparse=sparse,
     )
 
 
@@ -113,9 +149,21 @@ class _EndCheckingTarInfo(tarfile.TarInfo):
             raise
 
 
-def _check_end(tf: tarfile.TarFile, label: str) -> None:
+#: The end-of-archive marker is two zero blocks. The first one is required (without it, a
+#: stream cut between two members would look whole); a second one missing, cut short or not
+#: zero is a warning-level problem, as GNU tar warns of "a lone zero block".
+END_MARKER_MESSAGE = "the end-of-archive marker is incomplete (one zero block, not two)"
+
+
+def _check_end(
+    tf: tarfile.TarFile, label: str, problems: list[Problem] | None, file: Any = None
+) -> None:
     end = getattr(tf, "_kc_end", None)
     if end == "EOFHeaderError":
+        if problems is not None and file is not None:
+            file.seek(tf.offset + BLOCK)
+            if _read_block(file) != bytes(BLOCK):
+                problems.append(Problem("end-of-archive", "end-marker", END_MARKER_MESSAGE))
         return
     if end in ("EmptyHeaderError", "TruncatedHeaderError", None):
         raise TruncatedArchive(f"{label}: the tar archive is truncated (no end-of-archive marker)")
@@ -137,6 +185,8 @@ def translate_tar_errors(label: str, compression: str = "none") -> Iterator[None
         raise CorruptArchive(f"{label}: {text}") from exc
     except tarfile.TarError as exc:
         raise CorruptArchive(f"{label}: {exc}") from exc
+    except (ValueError, OverflowError) as exc:  # tarfile's own parsing of PAX numbers
+        raise CorruptArchive(f"{label}: a tar header is damaged ({exc})") from exc
 
 
 class ForwardSeekable(io.RawIOBase):
@@ -158,6 +208,8 @@ class ForwardSeekable(io.RawIOBase):
         self._window = b""  # the bytes just before self._end
         self._end = 0  # how far the underlying stream has been read
         self._scratch = bytearray(self._SKIP)
+        #: The first block of the stream, kept to tell a damaged tar from something else.
+        self.head = b""
 
     def readable(self) -> bool:
         return True
@@ -185,6 +237,8 @@ class ForwardSeekable(io.RawIOBase):
         return self._pos
 
     def _remember(self, data: memoryview) -> None:
+        if len(self.head) < BLOCK:
+            self.head += bytes(data[: BLOCK - len(self.head)])
         self._end += len(data)
         if len(data) >= self._WINDOW:
             self._window = bytes(data[-self._WINDOW :])
@@ -282,15 +336,63 @@ class Entry:
             return fh.read()
 
 
-def walk_seekable(file: BinaryIO, label: str) -> Iterator[Entry]:
+def _has_tar_magic(block: bytes) -> bool:
+    """A ustar (POSIX) or GNU magic: the block is a tar header, even when it is damaged."""
+    return block[257:262] == b"ustar"
+
+
+@contextlib.contextmanager
+def _damaged_first_header(label: str, first_block: Callable[[], bytes]) -> Iterator[None]:
+    """A first header with a tar magic but a bad checksum is a corrupt archive (exit 4), not
+    something else than a tar (exit 3), as the same damage is in any later header."""
+    try:
+        yield
+    except NotAnArchive as exc:
+        if _has_tar_magic(first_block()):
+            why = str(exc.__cause__ or "invalid header")
+            raise CorruptArchive(f"{label}: the first tar header is damaged ({why})") from exc
+        raise
+
+
+def _read_block(file: Any) -> bytes:
+    data = b""
+    while len(data) < BLOCK:
+        chunk = file.read(BLOCK - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def buffer_size_for(size: int) -> int:
+    """A read buffer fit for a member: up to 1 MiB, no more than it holds (an archive of 100k
+    small members must not allocate and fault in 100k MiB-sized buffers)."""
+    return max(BLOCK, min(size, 1 << 20))
+
+
+def _headers(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """Each header in turn, without ``tarfile``'s list of every one read so far (100k members
+    would hold 100k TarInfo objects): only our compact TarMember records are kept."""
+    while (info := tf.next()) is not None:
+        tf.members.clear()  # type: ignore[attr-defined]
+        yield info
+
+
+def walk_seekable(
+    file: BinaryIO, label: str, problems: list[Problem] | None = None
+) -> Iterator[Entry]:
     """Index a seekable plain tar by its headers, then yield each member in archive order."""
-    with translate_tar_errors(label):
+
+    def first_block() -> bytes:
+        file.seek(0)
+        return file.read(BLOCK)
+
+    with _damaged_first_header(label, first_block), translate_tar_errors(label):
         file.seek(0)
         tf = tarfile.open(fileobj=file, mode="r:", tarinfo=_EndCheckingTarInfo)  # noqa: SIM115
-        infos = tf.getmembers()
-        _check_end(tf, label)
-    for info in infos:
-        member = _member(info)
+        members = [_member(info) for info in _headers(tf)]
+        _check_end(tf, label, problems, file)
+    for member in members:
         if member.type != "file":
             yield Entry(member, lambda: io.BytesIO(b""))
             continue
@@ -300,29 +402,37 @@ def walk_seekable(file: BinaryIO, label: str) -> Iterator[Entry]:
 def _seekable_opener(file: BinaryIO, member: TarMember, label: str) -> Any:
     def opener() -> BinaryIO:
         raw = MemberReader(file, member.offset_data, member.size, f"{label}: {member.name}")
-        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=buffer_size_for(member.size)))
 
     return opener
 
 
-def walk_stream(stream: BinaryIO, label: str, compression: str = "none") -> Iterator[Entry]:
+def walk_stream(
+    stream: BinaryIO,
+    label: str,
+    compression: str = "none",
+    problems: list[Problem] | None = None,
+) -> Iterator[Entry]:
     """Read a tar stream in one forward pass and yield each member as it arrives."""
     forward = ForwardSeekable(stream)
-    with translate_tar_errors(label, compression):
+    with (
+        _damaged_first_header(label, lambda: forward.head),
+        translate_tar_errors(label, compression),
+    ):
         tf = tarfile.open(fileobj=forward, mode="r:", tarinfo=_EndCheckingTarInfo)  # noqa: SIM115
-    iterator = iter(tf)
+    iterator = _headers(tf)
     while True:
         with translate_tar_errors(label, compression):
             info = next(iterator, None)
-        if info is None:
+            member = _member(info) if info is not None else None
+        if info is None or member is None:
             break
-        member = _member(info)
         if member.type != "file":
             yield Entry(member, lambda: io.BytesIO(b""))
             continue
         yield Entry(member, _stream_opener(forward, member, label, compression))
     with translate_tar_errors(label, compression):
-        _check_end(tf, label)
+        _check_end(tf, label, problems, forward)
 
 
 def _stream_opener(
@@ -333,7 +443,7 @@ def _stream_opener(
         raw = MemberReader(
             cast(BinaryIO, forward), member.offset_data, member.size, name, forward_only=True
         )
-        return cast(BinaryIO, _TranslatingReader(raw, compression))
+        return cast(BinaryIO, _TranslatingReader(raw, compression, buffer_size_for(member.size)))
 
     return opener
 
@@ -341,8 +451,8 @@ def _stream_opener(
 class _TranslatingReader(io.BufferedReader):
     """Buffered reads of a streamed member, with decompressor errors translated."""
 
-    def __init__(self, raw: io.RawIOBase, compression: str) -> None:
-        super().__init__(raw, buffer_size=1 << 20)
+    def __init__(self, raw: io.RawIOBase, compression: str, buffer_size: int) -> None:
+        super().__init__(raw, buffer_size=buffer_size)
         self._compression = compression
 
     def readinto(self, buffer: Any) -> int:
@@ -371,8 +481,11 @@ def walk_nested(fh: BinaryIO, label: str) -> Iterator[Entry]:
         yield from walk_stream(fh, label)
 
 
-def walk_input(src: OpenedInput) -> Iterator[Entry]:
-    """Walk an opened input: indexed at offsets when seekable, else in one forward pass."""
+def walk_input(src: OpenedInput, problems: list[Problem] | None = None) -> Iterator[Entry]:
+    """Walk an opened input: indexed at offsets when seekable, else in one forward pass.
+
+    What the walk finds wrong without stopping (an incomplete end marker) goes to ``problems``.
+    """
     if src.seekable:
-        return walk_seekable(src.stream, src.path)
-    return walk_stream(src.stream, src.path, src.compression)
+        return walk_seekable(src.stream, src.path, problems)
+    return walk_stream(src.stream, src.path, src.compression, problems)

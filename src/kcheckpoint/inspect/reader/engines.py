@@ -29,6 +29,29 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"
 CRI_STATES = {0: "created", 1: "running", 2: "exited", 3: "unknown"}
 
 
+#: The deepest nesting accepted in a metadata document. An OCI spec is about 6 levels deep; a
+#: document nested thousands of levels deep is hostile, and is refused before anything walks it.
+MAX_JSON_DEPTH = 64
+
+
+def load_json(data: bytes | str) -> Any:
+    """Parse a metadata JSON document; ValueError when it is not JSON or nested too deeply."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return value
+
+
 @dataclass
 class Metadata:
     """The parsed JSON metadata members of one archive."""
@@ -43,7 +66,9 @@ class Metadata:
     @property
     def annotations(self) -> dict[str, str]:
         value = self.spec.get("annotations")
-        return value if isinstance(value, dict) else {}
+        if not isinstance(value, dict):
+            return {}
+        return {k: v for k, v in value.items() if isinstance(v, str)}
 
     @property
     def env(self) -> list[str]:
@@ -58,7 +83,7 @@ class Metadata:
         mounts = self.spec.get("mounts")
         if not isinstance(mounts, list):
             return set()
-        found = {m.get("destination") for m in mounts if isinstance(m, dict)}
+        found = [m.get("destination") for m in mounts if isinstance(m, dict)]
         return {d.strip("/") for d in found if isinstance(d, str) and d.strip("/")}
 
 
@@ -84,7 +109,7 @@ def _load_json(name: str, data: bytes, problems: list[Problem]) -> Any:
         problems.append(Problem(name, "bad-metadata", f"{name} is empty"))
         return None
     try:
-        return json.loads(data)
+        return load_json(data)
     except (ValueError, UnicodeDecodeError) as exc:
         problems.append(Problem(name, "bad-metadata", f"{name} is not valid JSON ({exc})"))
         return None
@@ -206,7 +231,7 @@ def split_mount_points(rootfs: RootfsDiff, meta: Metadata) -> RootfsDiff:
 def _crio_metadata_name(ann: Mapping[str, str]) -> str | None:
     raw = ann.get("io.kubernetes.cri-o.Metadata")
     try:
-        value = json.loads(raw) if raw else None
+        value = load_json(raw) if raw else None
     except ValueError:
         return None
     return _str(value.get("name")) if isinstance(value, dict) else None
@@ -221,18 +246,27 @@ def _ip(meta: Metadata, ann: Mapping[str, str]) -> str | None:
     return ",".join(found) if found else None
 
 
-def _collect_ips(node: Any, found: list[str]) -> None:
+def _collect_ips(root: Any, found: list[str]) -> None:
     """Podman's network.status: {net: {interfaces: {eth0: {subnets: [{ipnet: ...}]}}}}."""
-    if isinstance(node, dict):
-        for key in sorted(node):
-            value = node[key]
-            if key == "ipnet" and isinstance(value, str):
-                found.append(value)
-            else:
-                _collect_ips(value, found)
-    elif isinstance(node, list):
-        for item in node:
-            _collect_ips(item, found)
+    stack = [root]
+    while stack:  # depth first, keys in order, without recursion
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in sorted(node, reverse=True):
+                value = node[key]
+                if key == "ipnet" and isinstance(value, str):
+                    stack.append(_Found(value))
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+        elif isinstance(node, _Found):
+            found.append(node.value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    value: str
 
 
 def _str(value: Any) -> str | None:

@@ -6,12 +6,13 @@ passed to an optional ``on_member`` hook, which reads them in chunks while the w
 
 from __future__ import annotations
 
-import json
+import hashlib
+import io
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from kcheckpoint.errors import FormatError, InputError, NotACheckpoint
 from kcheckpoint.inspect.model import (
@@ -24,8 +25,8 @@ from kcheckpoint.inspect.model import (
     Sizes,
 )
 
-from .archive import Entry, TarMember, walk_input, walk_nested
-from .engines import iso_time
+from .archive import Entry, TarMember, buffer_size_for, walk_input, walk_nested
+from .engines import iso_time, load_json
 from .members import CORE_RE, PAGES_RE
 from .source import ProgressCallback, open_input
 
@@ -50,6 +51,8 @@ _TMPFS_RE = re.compile(r"^checkpoint/tmpfs-(?:dev-)?(\d+)\.tar\.gz\.img$")
 _IMAGE_RE = re.compile(r"^checkpoint/[^/]+\.img$")
 _PAGES_RE = re.compile(r"^checkpoint/(?:amdgpu-)?pages-[^/]*\.img$")
 
+SPARSE_MESSAGE = "a sparse member: checkpoints hold none, and it is not read"
+
 #: Called for members the scan does not keep (pages, logs); may read the entry while called.
 MemberHook = Callable[[Entry], None]
 #: Called with (member name, bytes) for each CRIU image as it is read (read_images=True).
@@ -70,6 +73,8 @@ class ArchiveScan:
     rootfs: RootfsDiff = field(default_factory=lambda: RootfsDiff(compression=None))
     nested: list[NestedArchive] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: SHA-256 of each member but the pages files, when the scan was asked for them.
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> set[str]:
@@ -94,20 +99,86 @@ def scan_archive(
     on_member: MemberHook | None = None,
     on_image: ImageHook | None = None,
     on_nested: NestedHook | None = None,
+    digest_members: bool = False,
 ) -> ArchiveScan:
     """Scan an archive in one pass.
 
     ``hash_input`` None means: hash streamed input (it is read whole anyway) but not a seekable
-    file, whose members are read only where needed.
+    file, whose members are read only where needed. ``digest_members`` fills ``digests`` (every
+    member but pages files, hashed as it is read, or after the hooks when they read it not).
     """
     want_hash = hash_input is not False
     with open_input(path, stdin=stdin, hash_input=want_hash, progress=progress) as src:
         scan = ArchiveScan(InputInfo(src.path, src.size, src.compression, "", None))
-        for entry in walk_input(src):
+        for entry in walk_input(src, scan.problems):
+            hashed: set[int] = set()
+            if digest_members:
+                entry = _digesting(entry, scan.digests, hashed)
             _visit(scan, entry, read_images, on_member, on_image, on_nested)
+            if digest_members and not hashed:
+                _digest_rest(entry)
         scan.input = src.info(hash_seekable=bool(hash_input))
     _check_checkpoint(scan)
     return scan
+
+
+def _digesting(entry: Entry, digests: dict[str, str], hashed: set[int]) -> Entry:
+    """The entry, hashing what is read of it; the digest is stored (and ``hashed`` marked) once
+    it is read whole. A later member of the same name replaces it, as in an extraction."""
+    member = entry.member
+    if member.type != "file" or member.unsafe or PAGES_RE.match(member.name):
+        hashed.add(1)
+        return entry
+
+    def opener() -> BinaryIO:
+        raw = _HashingMember(entry.open(), member, digests, hashed)
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=buffer_size_for(member.size)))
+
+    return Entry(member, opener, entry.location)
+
+
+def _digest_rest(entry: Entry) -> None:
+    """Read (and so hash) a member the hooks did not read whole."""
+    with entry.open() as fh:
+        while fh.read(1 << 20):
+            pass
+
+
+class _HashingMember(io.RawIOBase):
+    """Hashes a member as it is read; at its end, records the digest under its name."""
+
+    def __init__(
+        self, raw: BinaryIO, member: TarMember, digests: dict[str, str], hashed: set[int]
+    ) -> None:
+        super().__init__()
+        self._raw = raw
+        self._member = member
+        self._digests = digests
+        self._hashed = hashed
+        self._sha = hashlib.sha256()
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._raw.readinto(view)  # type: ignore[attr-defined]
+        if n:
+            self._sha.update(view[:n])
+            self._count += n
+        if self._count == self._member.size and not self._hashed:
+            self._hashed.add(1)
+            self._digests[self._member.name] = self._sha.hexdigest()
+        return int(n or 0)
+
+    def close(self) -> None:
+        if self._count < self._member.size and not self.closed:
+            # read in part (a nested tar stops at its end marker): hash the rest
+            scratch = bytearray(buffer_size_for(self._member.size - self._count))
+            while self.readinto(scratch):
+                pass
+        super().close()
 
 
 def _visit(
@@ -124,6 +195,8 @@ def _visit(
     if member.unsafe:
         scan.problems.append(Problem(member.raw_name, "unsafe-name", member.unsafe))
         return
+    if member.sparse:
+        scan.problems.append(Problem(member.name, "sparse-member", SPARSE_MESSAGE))
     if member.type != "file":
         return
     if name in METADATA_MEMBERS:
@@ -236,7 +309,7 @@ def _deleted_files(scan: ArchiveScan) -> list[DeletedPath]:
     if data is None:
         return []
     try:
-        value = json.loads(data) if data.strip() else []
+        value = load_json(data) if data.strip() else []
     except ValueError as exc:
         scan.problems.append(Problem("deleted.files", "bad-metadata", f"not valid JSON ({exc})"))
         return []
