@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,11 +261,19 @@ def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(fleet: Fl
             text=True,
             env={**fleet.env, "KCHECKPOINT_TOKEN": TOKEN},
         )
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
+        # stderr drains on a thread; stdout is read through the same buffered reader throughout
+        # (communicate() after a readline() would read the pipe past that reader's buffer)
+        errors: list[str] = []
+        drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+        drain.start()
         first = proc.stdout.readline()  # one result is back: the run is under way
         victim = next(iter(before.values()))
         os.kill(victim, signal.SIGKILL)
-        rest, stderr = proc.communicate(timeout=240)
+        rest = proc.stdout.read()
+        proc.wait(timeout=240)
+        drain.join(30)
+        stderr = "".join(errors)
         got = rows(first + rest)
         assert proc.returncode == 1, stderr
         assert [r["path"] for r in got] == names
