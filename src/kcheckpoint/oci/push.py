@@ -1,0 +1,62 @@
+"""Push a built checkpoint image: blobs first, then the manifest by digest, then the index
+under its tag. The tag is the last write, so a failure anywhere leaves no tag pointing at half
+an image (blobs already sent are unreferenced, and a registry's garbage collection drops them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kcheckpoint.errors import RegistryError
+
+from .build import CheckpointImage
+from .registry import Registry
+from .spec import OCI_INDEX, OCI_MANIFEST, Reference
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """Where the image went and what the registry said it stored."""
+
+    reference: str
+    digest: str
+    uploaded: int
+    skipped: int
+
+
+def push(
+    image: CheckpointImage,
+    ref: Reference,
+    *,
+    insecure: bool = False,
+    credentials: tuple[str, str] | None = None,
+    chunk: int | None = None,
+) -> Pushed:
+    """Push ``image`` to ``ref``; ``chunk`` bytes per PATCH, or one PUT per blob when None."""
+    if ref.digest and ref.digest != image.index.digest:
+        raise RegistryError(
+            f"{ref}: the image's digest is {image.index.digest}, not the one in the reference"
+        )
+    uploaded = skipped = 0
+    with Registry(ref, push=True, insecure=insecure, credentials=credentials) as registry:
+        for blob in (image.layer, image.config):
+            if registry.has_blob(blob.digest):
+                skipped += 1
+                continue
+            with blob.open() as fh:
+                registry.upload(fh, blob.digest, blob.size, chunk)
+            uploaded += 1
+        manifest = image.manifest.data or b""
+        stored = registry.put_manifest(image.manifest.digest, manifest, OCI_MANIFEST)
+        _check(stored, image.manifest.digest, ref)
+        index = image.index.data or b""
+        stored = registry.put_manifest(ref.tag or image.index.digest, index, OCI_INDEX)
+        _check(stored, image.index.digest, ref)
+    name = f"{ref.host}/{ref.repository}"
+    shown = f"{name}:{ref.tag}" if ref.tag else f"{name}@{image.index.digest}"
+    return Pushed(shown, image.index.digest, uploaded, skipped)
+
+
+def _check(stored: str, expected: str, ref: Reference) -> None:
+    if stored and stored != expected:
+        raise RegistryError(f"{ref}: the registry stored {stored}, not {expected}")
