@@ -155,8 +155,8 @@ class VerifyingReader(io.RawIOBase):
         self.count += n
         if self.count > self._desc["size"]:
             raise DigestMismatch(
-                f"{self._label}: the layer is longer than the {self._desc['size']} bytes "
-                "its descriptor gives"
+                f"{self._label}: layer {self._desc['digest']} is longer than the "
+                f"{self._desc['size']} bytes its descriptor gives"
             )
         return int(n)
 
@@ -166,7 +166,8 @@ class VerifyingReader(io.RawIOBase):
         self._checked = True
         if self.count != self._desc["size"]:
             raise DigestMismatch(
-                f"{self._label}: the layer ended after {self.count} of {self._desc['size']} bytes"
+                f"{self._label}: layer {self._desc['digest']} ended after {self.count} of "
+                f"{self._desc['size']} bytes"
             )
         digest = "sha256:" + self._sha.hexdigest()
         if digest != self._desc["digest"]:

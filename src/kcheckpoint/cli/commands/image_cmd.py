@@ -118,10 +118,12 @@ def image(
     if oci_archive is not None and not oci_archive.parent.resolve().is_dir():
         raise InputError(f"{oci_archive.parent}: no such directory")
 
+    new_layout = oci_layout is not None and not oci_layout.exists()
     staging_parent = _staging_parent(oci_layout, oci_archive)
     staging = Path(tempfile.mkdtemp(prefix=".kcheckpoint-image-", dir=staging_parent))
     outputs: list[dict[str, Any]] = []
     progress = Progress(archive)
+    written = False
     try:
         built = build(
             archive,
@@ -150,9 +152,12 @@ def image(
         if oci_layout is not None:
             write_layout(built, oci_layout, tag)
             outputs.append({"kind": "oci-layout", "location": f"oci:{oci_layout}:{tag}"})
+        written = True
     finally:
         progress.done()
         shutil.rmtree(staging, ignore_errors=True)
+        if new_layout and not written and oci_layout is not None:
+            shutil.rmtree(oci_layout, ignore_errors=True)  # nothing half-written is left
     warn(
         "the image holds every memory page of the container; memory may hold passwords, keys "
         "and tokens: push it only where you would keep the archive"
