@@ -37,6 +37,21 @@ def push(
         raise RegistryError(
             f"{ref}: the image's digest is {image.index.digest}, not the one in the reference"
         )
+    try:
+        return _push(image, ref, insecure, credentials, chunk)
+    except RegistryError as exc:
+        if exc.hint is None:
+            exc.hint = "no tag was written: the registry holds no half image under this name"
+        raise
+
+
+def _push(
+    image: CheckpointImage,
+    ref: Reference,
+    insecure: bool,
+    credentials: tuple[str, str] | None,
+    chunk: int | None,
+) -> Pushed:
     uploaded = skipped = 0
     with Registry(ref, push=True, insecure=insecure, credentials=credentials) as registry:
         for blob in (image.layer, image.config):

@@ -120,23 +120,25 @@ class Registry:
 
     def _send(self, method: str, url: str, *, stream: bool = False, **kw: Any) -> httpx.Response:
         headers = {**kw.pop("headers", {}), **self._headers()}
+        if self.scheme == "http":
+            url = url.replace("https://", "http://", 1)
         try:
             request = self._client.build_request(method, url, headers=headers, **kw)
             return self._client.send(request, stream=stream)
         except httpx.ConnectError as exc:
             if self._fallback and self.scheme == "https":
                 self.scheme = "http"
-                url = url.replace("https://", "http://", 1)
                 return self._send(method, url, stream=stream, headers=headers, **kw)
-            raise self._error(f"{self.ref.host}: cannot connect ({exc})") from exc
+            hint = None
+            if "SSL" in str(exc) and self.ref.loopback:
+                hint = "the registry speaks plain http: add --insecure (loopback only)"
+            raise self._error(f"{self.ref.host}: cannot connect ({exc})", hint=hint) from exc
         except httpx.HTTPError as exc:
             raise self._error(f"{self.ref.host}: {method} failed ({exc})") from exc
 
     def request(self, method: str, path: str, *, stream: bool = False, **kw: Any) -> httpx.Response:
         """A request to the repository, authenticated on the registry's first 401."""
         url = path if "://" in path else urljoin(self.base, path)
-        if self.scheme == "http":
-            url = url.replace("https://", "http://", 1)
         response = self._send(method, url, stream=stream, **kw)
         if response.status_code == 401 and self._authenticate(response):
             response.close()
@@ -278,10 +280,12 @@ class Registry:
                     location = self._location(answer)
                     offset += len(data)
                 done = self.request("PUT", _with_digest(location, digest))
-        except KCheckpointError:
+        except KCheckpointError as exc:
             with contextlib.suppress(KCheckpointError):
                 self.request("DELETE", location).close()
-            raise
+            raise RegistryError(
+                f"{self.ref}: the upload of {digest} failed: {exc.message}"
+            ) from exc
         if done.status_code != 201:
             raise self._fail(done, f"finishing the upload of {digest}")
         done.close()
