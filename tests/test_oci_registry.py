@@ -229,3 +229,55 @@ def test_insecure_is_refused_for_a_remote_registry(cli: Any) -> None:
     result = cli("image", CRIO, "registry.example.com/shop/x:1", "--push", "--insecure")
     assert (result.exit_code, result.stdout) == (2, "")
     assert "loopback" in result.stderr
+
+
+# --- capture --push ------------------------------------------------------------------------------
+@pytest.fixture
+def capture_service(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    from kcheckpoint.capture.app import create_app
+    from kcheckpoint.capture.demo import bytes_writer
+
+    from .capture.app_fixtures import running_capture
+    from .capture.server import serving
+
+    with running_capture(tmp_path) as cap, serving(create_app(cap.settings)) as url:
+        cap.cri.service.writer = bytes_writer(CRIO.read_bytes())
+        yield url, cap
+
+
+def test_capture_push_streams_the_checkpoint_into_an_image(
+    cli: Any, reg: Registry, capture_service: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .capture.app_fixtures import OPS
+
+    url, _ = capture_service
+    monkeypatch.setenv("KCHECKPOINT_TOKEN", OPS)
+    ref = f"{reg.host}/shop/captured:1"
+    result = cli("capture", url, "default/web/app", "--push", ref, "--insecure", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["sha256"] == hashlib.sha256(CRIO.read_bytes()).hexdigest()
+    assert row["image"]["reference"] == ref
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == row["image"]["digest"]
+    listed = cli("--no-times", "list", "--format", "json", f"docker://{ref}")
+    assert listed.exit_code == 0, listed.stderr
+    assert len(json.loads(listed.stdout)["members"]) > 40
+
+
+def test_capture_push_of_a_non_checkpoint_pushes_nothing(
+    cli: Any, reg: Registry, capture_service: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kcheckpoint.capture.demo import bytes_writer
+
+    from .capture.app_fixtures import OPS
+    from .capture.fake_cri import PAYLOAD
+
+    url, cap = capture_service
+    cap.cri.service.writer = bytes_writer(PAYLOAD)
+    monkeypatch.setenv("KCHECKPOINT_TOKEN", OPS)
+    result = cli(
+        "capture", url, "default/web/app", "--push", f"{reg.host}/shop/junk:1", "--insecure"
+    )
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert not tag_exists(reg.host, "shop/junk", "1")

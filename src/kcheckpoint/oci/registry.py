@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import urljoin
 
 import httpx
@@ -232,7 +233,7 @@ class Registry:
                 raise ArchiveNotFound(f"{self.ref}: the registry has no blob {digest}")
             if response.status_code != 200:
                 raise self._fail(response, f"blob {digest}")
-            yield _ResponseReader(response, self._error, f"{self.ref}")  # type: ignore[misc]
+            yield cast(BinaryIO, _ResponseReader(response, self._error, f"{self.ref}"))
         finally:
             response.close()
 
@@ -333,10 +334,11 @@ class _FileBody:
             yield data
 
 
-class _ResponseReader:
-    """A streaming response body as a file object with ``readinto``."""
+class _ResponseReader(io.RawIOBase):
+    """A streaming response body as a forward-only binary file."""
 
     def __init__(self, response: httpx.Response, error: type[KCheckpointError], label: str) -> None:
+        super().__init__()
         self._iter = response.iter_raw(1 << 20)
         self._pending = memoryview(b"")
         self._error = error
