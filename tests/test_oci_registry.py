@@ -197,7 +197,12 @@ def test_an_upload_broken_off_is_exit_5_and_leaves_no_tag(
     assert not tag_exists(reg.host, "shop/cut", upload)
 
 
-def test_a_registry_blob_that_does_not_match_its_digest_is_exit_4(cli: Any, reg: Registry) -> None:
+def test_a_registry_blob_that_does_not_match_its_digest_is_exit_4(cli: Any, tmp_path: Path) -> None:
+    with registry(tmp_path / "own") as reg:  # its own: the registry shares blobs between repos
+        damaged_blob_is_refused(cli, reg)
+
+
+def damaged_blob_is_refused(cli: Any, reg: Registry) -> None:
     digest = push(cli, CRIO, f"{reg.host}/shop/bad:1")
     index = json.loads(
         skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{reg.host}/shop/bad:1")
