@@ -137,7 +137,10 @@ class Reference:
 
     @property
     def loopback(self) -> bool:
-        hostname = self.host.rsplit(":", 1)[0] if not self.host.startswith("[") else self.host
+        if self.host.startswith("["):
+            hostname = self.host[: self.host.find("]") + 1]
+        else:
+            hostname = self.host.rsplit(":", 1)[0]
         return hostname in ("127.0.0.1", "localhost", "[::1]") or hostname.startswith("127.")
 
     @classmethod
