@@ -19,7 +19,7 @@ import tempfile
 import threading
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -52,6 +52,7 @@ _TAR_TYPES = {
 #: gzip level 6 is what gzip(1) and the engines' own image builders use.
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
+ZSTD_THREADS = 1
 
 
 def host_arch() -> str:
@@ -152,14 +153,25 @@ class _LayerSink:
         elif compression == "zstd":
             import zstandard
 
-            zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compressobj()
+            # one worker thread: compression overlaps the tar writing; a fixed count keeps the
+            # output the same on every machine (zstd's output depends on it)
+            zc = zstandard.ZstdCompressor(
+                level=ZSTD_LEVEL, threads=ZSTD_THREADS, write_checksum=True
+            ).compressobj()
             self._compress = zc.compress
             self._flush = zc.flush
         else:
             raise ValueError(compression)
 
+    def tell(self) -> int:
+        """Bytes of tar written so far (``tarfile`` asks, to pad members)."""
+        return self.diff.size + self._buffered
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
         chunk = bytes(data)
+        if len(chunk) >= _CHUNK and not self._buffer:
+            self._take(chunk)
+            return len(chunk)
         self._buffer.append(chunk)
         self._buffered += len(chunk)
         if self._buffered >= _CHUNK:
@@ -172,8 +184,11 @@ class _LayerSink:
         joined = b"".join(self._buffer)
         self._buffer.clear()
         self._buffered = 0
-        self.diff.update(joined)
-        self._emit(self._compress(joined))
+        self._take(joined)
+
+    def _take(self, data: bytes) -> None:
+        self.diff.update(data)
+        self._emit(self._compress(data))
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -183,6 +198,26 @@ class _LayerSink:
     def close(self) -> None:
         self._drain()
         self._emit(self._flush())
+
+
+def _background_digest(path: str) -> Callable[[], str]:
+    """SHA-256 of a file on disk, read in a thread beside the build; call the result to wait."""
+    result: list[str] = []
+
+    def run() -> None:
+        with open(path, "rb") as fh:
+            result.append(hashlib.file_digest(fh, "sha256").hexdigest())
+
+    thread = threading.Thread(target=run, name="kcheckpoint-input-sha", daemon=True)
+    thread.start()
+
+    def wait() -> str:
+        thread.join()
+        if not result:
+            raise FormatError(f"{path}: the input could not be read again to hash it")
+        return result[0]
+
+    return wait
 
 
 def _tarinfo(member: TarMember) -> tarfile.TarInfo:
@@ -220,7 +255,13 @@ def build(
             sink = _LayerSink(layer_file, compression)
             with open_input(path, stdin=stdin, hash_input=True, progress=progress) as src:
                 label = src.path
-                tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]  # noqa: SIM115
+                digest = _background_digest(src.path) if src.seekable else None
+                tar = tarfile.TarFile(
+                    fileobj=sink,  # type: ignore[arg-type]
+                    mode="w",
+                    format=tarfile.PAX_FORMAT,
+                    copybufsize=_CHUNK,
+                )
                 for entry in walk_input(src):
                     member = entry.member
                     if member.name == ".":
@@ -249,7 +290,9 @@ def build(
                         with entry.open() as fh:
                             tar.addfile(info, fh)
                 tar.close()
-                input_info = src.info(hash_seekable=True)
+                input_info = src.info(hash_seekable=False)
+                if digest is not None:
+                    input_info = replace(input_info, sha256=digest())
             sink.close()
             diff_id = sink.diff.digest()
             layer_digest = sink.blob.digest()
