@@ -4,6 +4,7 @@ a proxy that cuts a connection mid-upload."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -61,9 +62,9 @@ class Registry:
 def registry(
     directory: Path, user: str | None = None, password: str | None = None
 ) -> Iterator[Registry]:
-    """A docker-registry of its own (storage in ``directory``), stopped at the end."""
+    """A docker-registry of its own (storage in ``directory``), with htpasswd (basic) auth when
+    ``user`` is given; stopped at the end."""
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     auth = ""
     if user is not None:
         htpasswd = directory / "htpasswd"
@@ -73,12 +74,25 @@ def registry(
             capture_output=True,
         )
         auth = AUTH.format(htpasswd=htpasswd)
+    with _serve(directory, auth) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _serve(directory: Path, auth: str) -> Iterator[Registry]:
+    port = free_port()
     storage = directory / "storage"
     config = directory / "config.yml"
     config.write_text(CONFIG.format(storage=storage, port=port, auth=auth))
     log = open(directory / "registry.log", "ab")  # noqa: SIM115
+    # docker-registry reads REGISTRY_* variables as configuration (REGISTRY_AUTH_FILE too)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        ["docker-registry", "serve", str(config)],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 20
@@ -141,3 +155,104 @@ def cutting_proxy(target_port: int, cut_after: int) -> Iterator[int]:
         stop.set()
         server.close()
         thread.join(5)
+
+
+TOKEN_AUTH = """\
+auth:
+  token:
+    realm: http://127.0.0.1:{token_port}/token
+    service: kc-test-registry
+    issuer: kc-test-issuer
+    rootcertbundle: {bundle}
+"""
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@contextlib.contextmanager
+def token_registry(directory: Path, user: str, password: str) -> Iterator[Registry]:
+    """A docker-registry that asks for a bearer token from a token service of our own, which
+    grants one to ``user``/``password`` (basic auth) for the scope asked for."""
+    import base64
+    import datetime
+    import json
+    import secrets
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlparse
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kc-test-token-signer")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    bundle = directory / "token-ca.pem"
+    bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            query = parse_qs(urlparse(self.path).query)
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.end_headers()
+                return
+            access = []
+            for scope in query.get("scope", []):
+                kind, _, rest = scope.partition(":")
+                repo, _, actions = rest.rpartition(":")
+                access.append({"type": kind, "name": repo, "actions": actions.split(",")})
+            stamp = int(time.time())
+            header = {"typ": "JWT", "alg": "RS256", "x5c": [der]}
+            claims = {
+                "iss": "kc-test-issuer",
+                "sub": user,
+                "aud": query.get("service", [""])[0],
+                "exp": stamp + 600,
+                "nbf": stamp - 60,
+                "iat": stamp,
+                "jti": secrets.token_hex(8),
+                "access": access,
+            }
+            signing_input = ".".join(
+                _b64url(json.dumps(part).encode()) for part in (header, claims)
+            ).encode()
+            signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+            body = json.dumps({"token": signing_input.decode() + "." + _b64url(signature)})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        auth = TOKEN_AUTH.format(token_port=server.server_address[1], bundle=bundle)
+        with _serve(directory, auth) as running:
+            yield running
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._registry import Registry, cutting_proxy, registry, tools_missing
+from ._registry import Registry, cutting_proxy, registry, token_registry, tools_missing
 from .conftest import CONTAINERD, CRIO
 
 missing = tools_missing("docker-registry", "skopeo", "htpasswd")
@@ -286,3 +286,22 @@ def test_capture_push_of_a_non_checkpoint_pushes_nothing(
     )
     assert (result.exit_code, result.stdout) == (5, "")
     assert not tag_exists(reg.host, "shop/junk", "1")
+
+
+def test_token_auth_push_and_pull(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry sends clients to a token service; the token carries the push scope."""
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "none.json"))
+    monkeypatch.setenv("KCHECKPOINT_REGISTRY_USER", USER)
+    with token_registry(tmp_path / "tok", USER, PASSWORD) as reg:
+        monkeypatch.setenv("KCHECKPOINT_REGISTRY_PASSWORD", "wrong")
+        refused = cli("image", CRIO, f"{reg.host}/shop/tok:1", "--push", "--insecure")
+        assert (refused.exit_code, refused.stdout) == (5, "")
+        assert "authentication refused" in refused.stderr
+        monkeypatch.setenv("KCHECKPOINT_REGISTRY_PASSWORD", PASSWORD)
+        digest = push(cli, CRIO, f"{reg.host}/shop/tok:1", "--upload", "chunked")
+        result = cli("--no-times", "summary", "--format", "json", f"{reg.host}/shop/tok@{digest}")
+        assert result.exit_code == 0, result.stderr
+        [row] = json.loads(result.stdout)["archives"]
+        assert row["summary"]["container"]["name"] == "webapp"

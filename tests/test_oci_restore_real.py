@@ -14,6 +14,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -57,6 +59,10 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def harness() -> Harness:
     assert ENV_FILE
+    script = Path(__file__).resolve().parent.parent / "scripts" / "cri_harness.py"
+    # a no-op unless an earlier test left containerd dead (the capture tests kill it once)
+    command = [sys.executable, str(script), "restart-containerd", str(Path(ENV_FILE).parent)]
+    subprocess.run(command, check=True)
     return Harness.load(ENV_FILE)
 
 
