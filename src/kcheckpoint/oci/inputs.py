@@ -24,13 +24,6 @@ from .spec import Reference
 Opened = tuple[str, BinaryIO, int | None]
 
 
-def is_image_name(name: str) -> bool:
-    """True when ``name`` names an image rather than an archive path."""
-    if name.startswith(("oci:", "oci-archive:", "docker://")):
-        return True
-    return "@sha256:" in name and not os.path.exists(name)
-
-
 def resolve(name: str) -> contextlib.AbstractContextManager[Opened] | None:
     """The reader's resolver: an opener for image names, None for anything else."""
     if name.startswith("oci:"):
