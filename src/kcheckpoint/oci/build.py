@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import platform
-import queue
 import tarfile
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from kcheckpoint.inspect.reader.archive import TarMember, walk_input
 from kcheckpoint.inspect.reader.engines import container_of, iso_time, parse_metadata
 from kcheckpoint.inspect.reader.source import ProgressCallback, open_input
 
+from .content import BackgroundSha256
 from .spec import (
     LAYER_TYPES,
     OCI_CONFIG,
@@ -110,37 +110,13 @@ class CheckpointImage:
         return [self.layer, self.config, self.manifest, self.index]
 
 
-class _Hasher:
-    """SHA-256 in a worker thread (hashlib releases the GIL), with a bounded queue."""
-
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._run, name="kcheckpoint-oci-sha", daemon=True)
-        self._thread.start()
-        self.size = 0
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._sha.update(chunk)
-
-    def update(self, data: bytes) -> None:
-        self.size += len(data)
-        self._queue.put(data)
-
-    def digest(self) -> str:
-        self._queue.put(None)
-        self._thread.join()
-        return "sha256:" + self._sha.hexdigest()
-
-
 class _LayerSink:
     """What ``tarfile`` writes into: hash the tar, compress it, hash and store the blob."""
 
     def __init__(self, out: BinaryIO, compression: str) -> None:
         self._out = out
-        self.diff = _Hasher()
-        self.blob = _Hasher()
+        self.diff = BackgroundSha256()
+        self.blob = BackgroundSha256()
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._compress: Callable[[bytes], bytes]
@@ -241,8 +217,13 @@ def build(
     compression: str = "gzip",
     arch: str | None = None,
     progress: ProgressCallback | None = None,
+    hash_seekable: bool = True,
 ) -> CheckpointImage:
-    """Build the checkpoint image of one archive; the layer is staged in ``staging``."""
+    """Build the checkpoint image of one archive; the layer is staged in ``staging``.
+
+    A streamed input is always hashed as it goes by; a plain tar on disk only with
+    ``hash_seekable`` (in a thread beside the build: it means reading the file once more).
+    """
     if compression not in LAYER_TYPES:
         raise ValueError(compression)
     blobs: dict[str, bytes] = {}
@@ -250,12 +231,13 @@ def build(
     dumped: int | None = None
     fd, layer_name = tempfile.mkstemp(prefix=".layer-", dir=staging)
     layer_path = Path(layer_name)
+    sink: _LayerSink | None = None
     try:
         with os.fdopen(fd, "wb") as layer_file:
             sink = _LayerSink(layer_file, compression)
             with open_input(path, stdin=stdin, hash_input=True, progress=progress) as src:
                 label = src.path
-                digest = _background_digest(src.path) if src.seekable else None
+                digest = _background_digest(src.path) if src.seekable and hash_seekable else None
                 tar = tarfile.TarFile(
                     fileobj=sink,  # type: ignore[arg-type]
                     mode="w",
@@ -298,6 +280,9 @@ def build(
             layer_digest = sink.blob.digest()
             layer_size = sink.blob.size
     except BaseException:
+        if sink is not None:
+            sink.diff.stop()
+            sink.blob.stop()
         layer_path.unlink(missing_ok=True)
         raise
     try:

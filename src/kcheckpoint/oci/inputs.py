@@ -45,9 +45,12 @@ def _verified(
 ) -> Iterator[Opened]:
     with opener as (layer, raw):
         reader = VerifyingReader(raw, layer, label)
-        yield label, reader, int(layer["size"])  # type: ignore[misc]
-        # the consumer is done: whatever it left is read, so that the digest covers every byte
-        reader.finish()
+        try:
+            yield label, reader, int(layer["size"])  # type: ignore[misc]
+            # the consumer is done: whatever it left is read, so the digest covers every byte
+            reader.finish()
+        finally:
+            reader.stop()
 
 
 @contextlib.contextmanager

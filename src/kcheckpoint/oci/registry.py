@@ -339,7 +339,7 @@ class _ResponseReader(io.RawIOBase):
 
     def __init__(self, response: httpx.Response, error: type[KCheckpointError], label: str) -> None:
         super().__init__()
-        self._iter = response.iter_raw(1 << 20)
+        self._iter = response.iter_raw()  # as received: re-chunking copies every byte
         self._pending = memoryview(b"")
         self._error = error
         self._label = label

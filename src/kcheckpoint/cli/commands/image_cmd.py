@@ -12,7 +12,7 @@ import typer
 
 from kcheckpoint.errors import InputError
 
-from ..common import ArchiveArgument, stdin_for
+from ..common import ArchiveArgument, HashOption, stdin_for, want_hash
 from ..output import OutputFormat, Progress, warn
 from ..report import Report, emit
 
@@ -86,6 +86,7 @@ def image(
         OutputFormat,
         typer.Option("--format", "-o", case_sensitive=False, help="text, json or jsonl."),
     ] = OutputFormat.text,
+    hash_input: HashOption = None,
 ) -> int:
     """Build a checkpoint OCI image from an archive (any compression, or '-' for stdin).
 
@@ -132,6 +133,7 @@ def image(
             compression=compression.value,
             arch=arch,
             progress=progress,
+            hash_seekable=bool(want_hash(hash_input, fmt)),
         )
         progress.done()
         if oci_archive is not None:
