@@ -246,3 +246,19 @@ def test_a_layer_swapped_for_other_valid_bytes_fails_its_digest(cli: Any, tmp_pa
     result = cli("list", f"oci:{tmp_path / 'lay'}:1")
     assert (result.exit_code, result.stdout) == (4, "")
     assert "bytes" in result.stderr and manifest["layers"][0]["digest"] in result.stderr
+
+
+def test_a_full_reference_is_recorded_for_ctr_import(cli: Any, tmp_path: Path) -> None:
+    named = cli("image", CRIO, "reg.example.com:5000/shop/web:2", "--oci-archive", tmp_path / "a")
+    bare = cli("image", CRIO, "web:2", "--oci-archive", tmp_path / "b")
+    assert named.exit_code == bare.exit_code == 0
+    entries = []
+    for name in ("a", "b"):
+        with tarfile.open(tmp_path / name) as tar:
+            entries.append(json.load(tar.extractfile("index.json"))["manifests"][0])  # type: ignore[arg-type]
+    assert entries[0]["annotations"] == {
+        REF_NAME: "2",
+        "io.containerd.image.name": "reg.example.com:5000/shop/web:2",
+    }
+    assert entries[1]["annotations"] == {REF_NAME: "2"}
+    assert entries[0]["digest"] == entries[1]["digest"]  # the name is not part of the image

@@ -127,7 +127,24 @@ def saved_counter(cli: Any, image: str, tmp_path: Path) -> int:
     return int((tmp_path / "x" / "rootfs-diff" / "tmp" / "counter").read_text())
 
 
-@pytest.mark.parametrize("by", ["tag", "manifest-digest"])
+def import_archive(cli: Any, harness: Harness, source: str, name: str, work: Path) -> str:
+    """Rebuild the image from ``source`` into an oci-archive and ``ctr images import`` it (in
+    containerd's mount namespace, from the shared directory), as an air-gapped node would."""
+    archive = work / "imported.tar"
+    result = cli("image", source, name, "--oci-archive", archive)
+    assert result.exit_code == 0, result.stderr
+    env = json.loads((harness.dir / "env.json").read_text())
+    socket_path = harness.endpoint.removeprefix("unix://")
+    command = ["nsenter", "-t", str(env["holder_pid"]), "-m", "--", "ctr", "-a", socket_path]
+    subprocess.run(
+        [*command, "-n", "k8s.io", "images", "import", str(archive)],
+        check=True,
+        capture_output=True,
+    )
+    return str(result.stdout.split()[0])
+
+
+@pytest.mark.parametrize("by", ["tag", "manifest-digest", "imported-archive"])
 def test_containerd_pulls_the_image_and_restores_the_counter(
     cli: Any,
     harness: Harness,
@@ -138,7 +155,12 @@ def test_containerd_pulls_the_image_and_restores_the_counter(
     by: str,
 ) -> None:
     name = f"{registry_host}/kcp-oci/counter"
-    if by == "tag":
+    if by == "imported-archive":
+        # the same image, rebuilt from the registry copy (the digests must agree) and imported
+        image = f"{registry_host}/kcp-oci/imported:1"
+        digest = import_archive(cli, harness, f"docker://{name}:ckpt", image, work)
+        assert digest == pushed["image"]["digest"]
+    elif by == "tag":
         image = f"{name}:ckpt"  # the tag names the index: the annotations are on the index
     else:
         answer = httpx.get(
@@ -148,10 +170,12 @@ def test_containerd_pulls_the_image_and_restores_the_counter(
         index = answer.json()
         # the manifest alone, by digest: the annotations are on the manifest (as buildah puts them)
         image = f"{name}@{index['manifests'][0]['digest']}"
-    saved = saved_counter(cli, f"docker://{image}" if by == "tag" else image, tmp_path)
+    # what the checkpoint saved, read from the very image containerd restores
+    source = {"tag": f"docker://{image}", "manifest-digest": image}.get(by)
+    saved = saved_counter(cli, source or f"oci-archive:{work / 'imported.tar'}", tmp_path)
     assert saved >= 5
-    pulled = pull_image(harness.endpoint, image)
-    assert pulled.startswith("sha256:")
+    if by != "imported-archive":  # pulled over CRI, as the kubelet does
+        assert pull_image(harness.endpoint, image).startswith("sha256:")
     spec = harness.pod(NS, f"restored-{by}", "app")
     with grpc.insecure_channel(harness.endpoint) as channel:
         restored = run_pod(channel, spec, work / "pod-logs", image=image)

@@ -27,8 +27,15 @@ from .spec import OCI_INDEX, REF_NAME, canonical
 LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
 
 
-def _index_entry(image: CheckpointImage, tag: str) -> dict[str, Any]:
-    return {**image.index.descriptor, "annotations": {REF_NAME: tag}}
+#: The full name ``ctr images import`` gives an image (containerd's own exports carry it too).
+CONTAINERD_NAME = "io.containerd.image.name"
+
+
+def _index_entry(image: CheckpointImage, tag: str, name: str | None) -> dict[str, Any]:
+    annotations = {REF_NAME: tag}
+    if name:
+        annotations[CONTAINERD_NAME] = name
+    return {**image.index.descriptor, "annotations": annotations}
 
 
 def _copy_blob(blob: Blob, target: Path) -> None:
@@ -57,10 +64,13 @@ def prepare_layout(directory: Path) -> None:
         raise InputError(f"{directory}: cannot create ({exc.strerror or exc})") from exc
 
 
-def write_layout(image: CheckpointImage, directory: Path, tag: str) -> None:
+def write_layout(
+    image: CheckpointImage, directory: Path, tag: str, name: str | None = None
+) -> None:
     """Add the image to a layout directory (created if absent), tagged ``tag``.
 
-    Blobs go in first; ``index.json`` is replaced last, atomically, so a reader sees the old
+    ``name``, a full reference, is recorded for ``ctr images import``. Blobs go in first;
+    ``index.json`` is replaced last, atomically, so a reader sees the old
     layout or the new one, never half of it. Another image with the same tag loses the tag.
     """
     blobs = directory / "blobs" / "sha256"
@@ -78,7 +88,7 @@ def write_layout(image: CheckpointImage, directory: Path, tag: str) -> None:
         for blob in image.blobs:
             _copy_blob(blob, blobs / blob.digest.removeprefix("sha256:"))
         (directory / "oci-layout").write_bytes(LAYOUT_FILE)
-        entries.append(_index_entry(image, tag))
+        entries.append(_index_entry(image, tag, name))
         document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
         tmp = directory / ".index.json.tmp"
         tmp.write_bytes(canonical(document))
@@ -99,14 +109,16 @@ def _add(tar: tarfile.TarFile, name: str, mtime: int, data: BinaryIO | None, siz
         tar.addfile(info, data)
 
 
-def write_archive(image: CheckpointImage, path: Path, tag: str, mtime: int) -> None:
+def write_archive(
+    image: CheckpointImage, path: Path, tag: str, mtime: int, name: str | None = None
+) -> None:
     """Write the image as an oci-archive: a tar of a one-image layout, reproducible byte for
     byte. The documents come first, so that a reader of a stream meets them before the layer.
     Written to a temporary name and renamed: there is never half an archive at ``path``."""
     if path.exists() and not path.is_file():
         raise UnsafeOutput(f"{path}: exists and is not a file")
     index = canonical(
-        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [_index_entry(image, tag)]}
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [_index_entry(image, tag, name)]}
     )
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
     tmp = Path(tmp_name)

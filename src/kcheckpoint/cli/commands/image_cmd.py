@@ -110,6 +110,7 @@ def image(
         if insecure and not target.loopback:
             raise typer.BadParameter("--insecure is only for a registry on loopback")
     tag = _tag_of(ref)
+    full_name = str(target) if target is not None else _full_name(ref)
     credentials = None
     if push:
         from kcheckpoint.oci.registry import credentials_for
@@ -137,7 +138,7 @@ def image(
         )
         progress.done()
         if oci_archive is not None:
-            write_archive(built, oci_archive, tag, _epoch(built.created))
+            write_archive(built, oci_archive, tag, _epoch(built.created), full_name)
             outputs.append({"kind": "oci-archive", "location": f"oci-archive:{oci_archive}:{tag}"})
         if push:
             from kcheckpoint.oci.push import push as push_image
@@ -152,7 +153,7 @@ def image(
             )
             outputs.append({"kind": "registry", "location": f"docker://{pushed.reference}"})
         if oci_layout is not None:
-            write_layout(built, oci_layout, tag)
+            write_layout(built, oci_layout, tag, full_name)
             outputs.append({"kind": "oci-layout", "location": f"oci:{oci_layout}:{tag}"})
         written = True
     finally:
@@ -182,6 +183,16 @@ def _tag_of(ref: str) -> str:
     name = ref.removeprefix("docker://").split("@", 1)[0]
     last = name.rsplit("/", 1)[-1]
     return last.rpartition(":")[2] if ":" in last else "latest"
+
+
+def _full_name(ref: str) -> str | None:
+    """REF as a full reference when it names a registry host (for ``ctr images import``)."""
+    from kcheckpoint.oci.spec import Reference
+
+    try:
+        return str(Reference.parse(ref))
+    except ValueError:
+        return None
 
 
 def _staging_parent(layout: Path | None, archive: Path | None) -> Path | None:
