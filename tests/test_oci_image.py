@@ -231,7 +231,9 @@ def test_json_output_names_digests_and_outputs(cli: Any, tmp_path: Path) -> None
     doc = json.loads(result.stdout)
     image = doc["image"]
     assert image["annotations"][CRIU_NAME] == "webapp"
-    assert image["outputs"] == [{"kind": "oci-layout", "location": f"oci:{tmp_path / 'l'}:1"}]
+    assert image["outputs"] == [
+        {"kind": "oci-layout", "location": f"oci:{tmp_path / 'l'}:1", "blobs": None}
+    ]
     assert doc["provenance"]["inputs"][0]["sha256"] == hashlib.sha256(CRIO.read_bytes()).hexdigest()
     assert "memory may hold passwords" in result.stderr
 

@@ -305,3 +305,30 @@ def test_token_auth_push_and_pull(
         assert result.exit_code == 0, result.stderr
         [row] = json.loads(result.stdout)["archives"]
         assert row["summary"]["container"]["name"] == "webapp"
+
+
+def test_blobs_are_mounted_from_another_repository_or_uploaded_when_it_lacks_them(
+    cli: Any, reg: Registry
+) -> None:
+    def pushed_blobs(repo: str, *extra: str) -> dict[str, int]:
+        result = cli(
+            "image", CRIO, f"{reg.host}/{repo}:1", "--push", "--insecure", "-o", "json", *extra
+        )
+        assert result.exit_code == 0, result.stderr
+        [output] = json.loads(result.stdout)["image"]["outputs"]
+        return dict(output["blobs"])
+
+    first = pushed_blobs("mount/a")
+    assert first["mounted"] == 0 and first["uploaded"] + first["present"] == 2
+    assert pushed_blobs("mount/b", "--mount-from", "mount/a") == {
+        "uploaded": 0,
+        "present": 0,
+        "mounted": 2,
+    }
+    assert pushed_blobs("mount/c", "--mount-from", "mount/absent") == {
+        "uploaded": 2,
+        "present": 0,
+        "mounted": 0,
+    }
+    assert pushed_blobs("mount/c") == {"uploaded": 0, "present": 2, "mounted": 0}
+    assert tag_exists(reg.host, "mount/b", "1") and tag_exists(reg.host, "mount/c", "1")

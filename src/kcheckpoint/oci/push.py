@@ -21,7 +21,9 @@ class Pushed:
     reference: str
     digest: str
     uploaded: int
+    #: Blobs the registry had already, or mounted from ``mount_from``.
     skipped: int
+    mounted: int = 0
 
 
 def push(
@@ -31,14 +33,16 @@ def push(
     insecure: bool = False,
     credentials: tuple[str, str] | None = None,
     chunk: int | None = None,
+    mount_from: str | None = None,
 ) -> Pushed:
-    """Push ``image`` to ``ref``; ``chunk`` bytes per PATCH, or one PUT per blob when None."""
+    """Push ``image`` to ``ref``; ``chunk`` bytes per PATCH, or one PUT per blob when None;
+    blobs are mounted from the repository ``mount_from`` (same registry) when it has them."""
     if ref.digest and ref.digest != image.index.digest:
         raise RegistryError(
             f"{ref}: the image's digest is {image.index.digest}, not the one in the reference"
         )
     try:
-        return _push(image, ref, insecure, credentials, chunk)
+        return _push(image, ref, insecure, credentials, chunk, mount_from)
     except RegistryError as exc:
         if exc.hint is None:
             exc.hint = "no tag was written: the registry holds no half image under this name"
@@ -51,15 +55,18 @@ def _push(
     insecure: bool,
     credentials: tuple[str, str] | None,
     chunk: int | None,
+    mount_from: str | None,
 ) -> Pushed:
-    uploaded = skipped = 0
+    uploaded = skipped = mounted = 0
     with Registry(ref, push=True, insecure=insecure, credentials=credentials) as registry:
         for blob in (image.layer, image.config):
             if registry.has_blob(blob.digest):
                 skipped += 1
                 continue
             with blob.open() as fh:
-                registry.upload(fh, blob.digest, blob.size, chunk)
+                if registry.upload(fh, blob.digest, blob.size, chunk, mount_from):
+                    mounted += 1
+                    continue
             uploaded += 1
         manifest = image.manifest.data or b""
         stored = registry.put_manifest(image.manifest.digest, manifest, OCI_MANIFEST)
@@ -69,7 +76,7 @@ def _push(
         _check(stored, image.index.digest, ref)
     name = f"{ref.host}/{ref.repository}"
     shown = f"{name}:{ref.tag}" if ref.tag else f"{name}@{image.index.digest}"
-    return Pushed(shown, image.index.digest, uploaded, skipped)
+    return Pushed(shown, image.index.digest, uploaded, skipped, mounted)
 
 
 def _check(stored: str, expected: str, ref: Reference) -> None:

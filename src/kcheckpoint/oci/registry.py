@@ -243,9 +243,25 @@ class Registry:
         response.close()
         return response.status_code == 200
 
-    def upload(self, source: BinaryIO, digest: str, size: int, chunk: int | None) -> None:
-        """Upload one blob: monolithic (``chunk`` None) or in chunks of ``chunk`` bytes."""
-        start = self.request("POST", "blobs/uploads/")
+    def upload(
+        self,
+        source: BinaryIO,
+        digest: str,
+        size: int,
+        chunk: int | None,
+        mount_from: str | None = None,
+    ) -> bool:
+        """Upload one blob: monolithic (``chunk`` None) or in chunks of ``chunk`` bytes.
+
+        With ``mount_from``, ask the registry first to mount the blob from that repository;
+        returns True when it did (nothing sent). A registry that does not have it there (or does
+        not mount) opens an upload instead, and the bytes go as usual.
+        """
+        params = {"mount": digest, "from": mount_from} if mount_from else None
+        start = self.request("POST", "blobs/uploads/", params=params)
+        if start.status_code == 201 and mount_from:
+            start.close()
+            return True
         if start.status_code not in (202, 201):
             raise self._fail(start, f"starting the upload of {digest}")
         location = self._location(start)
@@ -290,6 +306,7 @@ class Registry:
         if done.status_code != 201:
             raise self._fail(done, f"finishing the upload of {digest}")
         done.close()
+        return False
 
     def _location(self, response: httpx.Response) -> str:
         location = response.headers.get("location")

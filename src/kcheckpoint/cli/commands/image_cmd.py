@@ -65,6 +65,15 @@ def image(
     chunk_mib: Annotated[
         int, typer.Option("--chunk-size", min=1, help="MiB per chunk with --upload chunked.")
     ] = 16,
+    mount_from: Annotated[
+        str | None,
+        typer.Option(
+            "--mount-from",
+            metavar="REPO",
+            help="Mount blobs from this repository of the same registry instead of sending "
+            "them (a cross-repository mount); blobs it does not have are uploaded.",
+        ),
+    ] = None,
     insecure: Annotated[
         bool,
         typer.Option("--insecure", help="Push over plain http; only to a registry on loopback."),
@@ -139,7 +148,13 @@ def image(
         progress.done()
         if oci_archive is not None:
             write_archive(built, oci_archive, tag, _epoch(built.created), full_name)
-            outputs.append({"kind": "oci-archive", "location": f"oci-archive:{oci_archive}:{tag}"})
+            outputs.append(
+                {
+                    "kind": "oci-archive",
+                    "location": f"oci-archive:{oci_archive}:{tag}",
+                    "blobs": None,
+                }
+            )
         if push:
             from kcheckpoint.oci.push import push as push_image
 
@@ -150,11 +165,24 @@ def image(
                 insecure=insecure,
                 credentials=credentials,
                 chunk=chunk_mib << 20 if upload is Upload.chunked else None,
+                mount_from=mount_from,
             )
-            outputs.append({"kind": "registry", "location": f"docker://{pushed.reference}"})
+            outputs.append(
+                {
+                    "kind": "registry",
+                    "location": f"docker://{pushed.reference}",
+                    "blobs": {
+                        "uploaded": pushed.uploaded,
+                        "present": pushed.skipped,
+                        "mounted": pushed.mounted,
+                    },
+                }
+            )
         if oci_layout is not None:
             write_layout(built, oci_layout, tag, full_name)
-            outputs.append({"kind": "oci-layout", "location": f"oci:{oci_layout}:{tag}"})
+            outputs.append(
+                {"kind": "oci-layout", "location": f"oci:{oci_layout}:{tag}", "blobs": None}
+            )
         written = True
     finally:
         progress.done()
