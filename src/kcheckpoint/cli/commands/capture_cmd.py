@@ -69,7 +69,12 @@ def capture(
     ] = False,
     authfile: Annotated[
         Path | None,
-        typer.Option("--authfile", dir_okay=False, help="Registry credentials (see `image`)."),
+        typer.Option(
+            "--authfile",
+            metavar="FILE",
+            dir_okay=False,
+            help="Registry credentials (see `image`).",
+        ),
     ] = None,
 ) -> int:
     """Checkpoint a container through a capture service; optionally download the archive,

@@ -12,7 +12,13 @@ import typer
 
 from kcheckpoint.errors import InputError
 
-from ..common import ArchiveArgument, HashOption, stdin_for, want_hash
+from ..common import (
+    ArchiveArgument,
+    DocumentFormatOption,
+    HashOption,
+    stdin_for,
+    want_hash,
+)
 from ..output import OutputFormat, Progress, warn
 from ..report import Report, emit
 
@@ -82,6 +88,7 @@ def image(
         Path | None,
         typer.Option(
             "--authfile",
+            metavar="FILE",
             dir_okay=False,
             help="Registry credentials in docker/podman login format. Default: "
             "$KCHECKPOINT_REGISTRY_USER and $KCHECKPOINT_REGISTRY_PASSWORD, then "
@@ -91,10 +98,7 @@ def image(
     arch: Annotated[
         str | None, typer.Option("--arch", help="The image's architecture. Default: this host's.")
     ] = None,
-    fmt: Annotated[
-        OutputFormat,
-        typer.Option("--format", "-o", case_sensitive=False, help="text, json or jsonl."),
-    ] = OutputFormat.text,
+    fmt: DocumentFormatOption = OutputFormat.text,
     hash_input: HashOption = None,
 ) -> int:
     """Build a checkpoint OCI image from an archive (any compression, or '-' for stdin).
