@@ -52,7 +52,7 @@ _TAR_TYPES = {
 #: gzip level 6 is what gzip(1) and the engines' own image builders use.
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
-ZSTD_THREADS = 1
+ZSTD_THREADS = 2
 
 
 def host_arch() -> str:
@@ -129,8 +129,7 @@ class _LayerSink:
         elif compression == "zstd":
             import zstandard
 
-            # one worker thread: compression overlaps the tar writing; a fixed count keeps the
-            # output the same on every machine (zstd's output depends on it)
+            # two worker threads, a fixed count: the output must not depend on the machine
             zc = zstandard.ZstdCompressor(
                 level=ZSTD_LEVEL, threads=ZSTD_THREADS, write_checksum=True
             ).compressobj()
