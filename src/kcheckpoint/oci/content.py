@@ -133,7 +133,7 @@ class BackgroundSha256:
 
     def __init__(self) -> None:
         self._sha = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self._thread = threading.Thread(
             target=self._run, name="kcheckpoint-oci-sha256", daemon=True
         )
