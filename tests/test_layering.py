@@ -85,8 +85,12 @@ ROOMS: dict[str, set[str]] = {
     },
     # the package itself re-exports the common entry points
     "kcheckpoint.inspect": {"kcheckpoint.inspect.reader", "kcheckpoint.inspect.summary"},
-    # (next) checkpoint images and the registry client
-    "kcheckpoint.oci": {"kcheckpoint.errors", "kcheckpoint.inspect"},
+    # checkpoint images and the registry client
+    "kcheckpoint.oci": {
+        "kcheckpoint.errors",
+        "kcheckpoint.inspect.model",
+        "kcheckpoint.inspect.reader",
+    },
     # remote inputs (fsspec) and fan-out (Dask), both imported only when asked for
     "kcheckpoint.remote": {"kcheckpoint.errors", "kcheckpoint.inspect", "kcheckpoint.oci"},
     "kcheckpoint.render": {"kcheckpoint.inspect"},

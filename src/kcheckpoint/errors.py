@@ -30,6 +30,7 @@
         ├── CheckpointFailed         any other runtime failure (keeps the gRPC code)
         ├── ServiceBusy              the capture service is at its concurrency limit
         └── TransferError            a download failed or did not verify
+            └── RegistryError        a registry refused or broke off a push
 
 Low-level exceptions are translated once, where they happen, with ``raise ... from``. None of
 these derive from EOFError or KeyboardInterrupt: the CLI framework would take them for Ctrl-D.
@@ -176,3 +177,7 @@ class ServiceBusy(CaptureError):
 
 class TransferError(CaptureError):
     """A download failed, was cut short or did not match its digest."""
+
+
+class RegistryError(TransferError):
+    """A registry refused a push or broke it off; the image's tag was not written."""

@@ -1,9 +1,10 @@
 """The kcheckpoint command line: the only place that prints and chooses exit codes.
 
 May import every other room: ``inspect``, ``render``, ``capture`` (lazily, for ``serve`` and
-``capture``), ``remote`` (remote inputs; Dask only for --scheduler/--workers) and
-``errors``. Nothing heavy is imported here: ``--version`` is answered before
-typer is loaded, and each command's module is imported only when it runs.
+``capture``), ``remote`` (remote inputs; Dask only for --scheduler/--workers), ``oci`` (image
+inputs, registered by ``common``; ``image`` and ``capture --push``) and ``errors``. Nothing heavy
+is imported here: ``--version`` is answered before typer is loaded, and each command's module is
+imported only when it runs.
 """
 
 from __future__ import annotations

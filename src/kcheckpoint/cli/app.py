@@ -46,6 +46,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "manifest": CommandEntry("manifest_cmd", "manifest", "SHA-256 of every member and file."),
     "verify": CommandEntry("manifest_cmd", "verify", "Check an archive against a manifest."),
     "extract": CommandEntry("extract_cmd", "extract", "Extract members, files or memory safely."),
+    "image": CommandEntry("image_cmd", "image", "Build a checkpoint OCI image; write or push it."),
     "serve": CommandEntry("serve_cmd", "serve", "Run the capture service.", runs_without_args=True),
     "capture": CommandEntry("capture_cmd", "capture", "Checkpoint a container through a service."),
 }

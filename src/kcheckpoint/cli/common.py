@@ -10,8 +10,13 @@ import typer
 
 from kcheckpoint.errors import FormatError
 from kcheckpoint.inspect.model import InputInfo, Problem, SecretsWarning
+from kcheckpoint.oci.inputs import register as _register_image_inputs
 
 from .output import OutputFormat, warn
+
+# Every command that reads an archive imports this module, and then also opens images
+# (oci:, oci-archive:, docker://). Done here, not at start-up, so that --help stays light.
+_register_image_inputs()
 
 ArchiveArgument = Annotated[
     str,

@@ -1,5 +1,11 @@
-"""(Next) Checkpoint images: build an OCI image from an archive, push it, and read one back,
-through transports named as skopeo names them (``docker://``, ``oci:``, ``oci-archive:``).
+"""Checkpoint images: build an OCI image from an archive, write it as a layout or an
+oci-archive, push it to a registry, and read one back as an input of every reading command.
 
-Nothing lives here yet. May import: ``kcheckpoint.errors`` and ``kcheckpoint.inspect``.
+``spec`` (media types, the engines' annotation keys, references) · ``build`` (the layer, config,
+manifest and index, from one pass over the archive) · ``layout`` (layout directories and
+oci-archives, both ways) · ``registry`` (the distribution API: auth, pull, push) · ``push``
+(blobs, then manifest, then the tag) · ``content`` (index -> manifest -> layer, every step
+checked against its digest) · ``inputs`` (the resolver the reader is given for image names).
+
+May import: ``kcheckpoint.errors`` and ``kcheckpoint.inspect`` (the reader and its model).
 """

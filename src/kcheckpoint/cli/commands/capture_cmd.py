@@ -54,11 +54,35 @@ def capture(
         float, typer.Option(help="Seconds to wait for the service (the checkpoint included).")
     ] = 900.0,
     fmt: DocumentFormatOption = OutputFormat.text,
+    push: Annotated[
+        str | None,
+        typer.Option(
+            "--push",
+            metavar="REF",
+            help="Also push the checkpoint as an OCI image to REF (HOST[:PORT]/REPO[:TAG]); the "
+            "archive streams from the service into the image, its SHA-256 checked on the way.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Push over plain http; only to a registry on loopback."),
+    ] = False,
+    authfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--authfile",
+            metavar="FILE",
+            dir_okay=False,
+            help="Registry credentials (see `image`).",
+        ),
+    ] = None,
 ) -> int:
-    """Checkpoint a container through a capture service; optionally download the archive.
+    """Checkpoint a container through a capture service; optionally download the archive,
+    or push it as a checkpoint image.
 
-    Prints the archive's path on the node (and the local copy with --download). Any failure,
-    including a SHA-256 mismatch, exits 5 and leaves no partial download.
+    Prints the archive's path on the node (and the local copy with --download, the image with
+    --push). Any failure, including a SHA-256 mismatch, exits 5 and leaves no partial download
+    and no image tag.
     """
     import httpx
 
@@ -75,6 +99,7 @@ def capture(
         raise typer.BadParameter("the URL must start with http:// or https://", param_hint="URL")
     if download is not None and not download.is_dir():
         raise InputError(f"{download}: no such directory")
+    image_ref = _image_target(push, insecure)
     headers = {}
     token = _token(token_file)
     if token:
@@ -101,20 +126,44 @@ def capture(
                 f"{local}: a checkpoint holds every memory page of the container; memory may "
                 "hold passwords, keys and tokens: handle it as a secret"
             )
+        pushed = None
+        if image_ref is not None:
+            from .capture_push import push_checkpoint
+
+            pushed = push_checkpoint(
+                client, outcome.name, digest, local, image_ref, insecure, authfile
+            )
     row = {
         "path": outcome.path,
         "name": outcome.name,
         "sha256": digest,
         "size": outcome.size,
         "downloaded": str(local) if local else None,
+        "image": pushed,
     }
     if fmt is OutputFormat.json:
         out(dumps(row))
     elif fmt is OutputFormat.jsonl:
         out(dumps_lines([row]))
     else:
-        out(f"{outcome.path}\n" + (f"{local}\n" if local else ""))
+        image_line = f"{pushed['digest']}  docker://{pushed['reference']}\n" if pushed else ""
+        out(f"{outcome.path}\n" + (f"{local}\n" if local else "") + image_line)
     return 0
+
+
+def _image_target(push: str | None, insecure: bool) -> object:
+    """The parsed --push reference, checked before anything is checkpointed."""
+    if push is None:
+        return None
+    from kcheckpoint.oci.spec import Reference
+
+    try:
+        ref = Reference.parse(push)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--push") from exc
+    if insecure and not ref.loopback:
+        raise typer.BadParameter("--insecure is only for a registry on loopback")
+    return ref
 
 
 def _token(token_file: Path | None) -> str | None:
