@@ -345,11 +345,17 @@ def test_an_interrupt_cancels_what_is_pending_on_the_scheduler(fleet: Fleet) -> 
             text=True,
             env={**fleet.env, "KCHECKPOINT_TOKEN": TOKEN},
         )
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
+        errors: list[str] = []
+        drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+        drain.start()
         proc.stdout.readline()
         assert client.run_on_scheduler(_tasks_on) > 0
         proc.send_signal(signal.SIGINT)
-        rest, stderr = proc.communicate(timeout=120)
+        rest = proc.stdout.read()  # through the same reader as the readline() (see above)
+        proc.wait(timeout=120)
+        drain.join(30)
+        stderr = "".join(errors)
         assert proc.returncode == 130
         assert len(rows(rest)) < 19
         assert "Traceback" not in stderr
