@@ -385,9 +385,11 @@ def test_a_timeout_shorter_than_the_dump_leaves_no_archive(fleet: Fleet) -> None
         assert response.status_code == 500, response.text
         assert "DeadlineExceeded" in response.text
         assert took < 10
-        # give the runtime time to finish the dump it was asked for, then look again
+        # let the runtime finish the dump it was asked for (and write late, if it does), then
+        # look again
+        wait_for_criu(running=False)
+        time.sleep(2)
         with fleet.channel() as channel:
-            time.sleep(8)
             assert container_state(channel, fleet.big.container_id) == RUNNING
         assert short.files() == []
 
@@ -443,16 +445,21 @@ def test_a_downloaded_archive_restores_and_the_process_keeps_counting(
     assert PLANTED_PASSWORD not in response.text
 
 
-def wait_for_criu(seconds: float = 30) -> None:
-    """Until a CRIU process runs (the runtime is dumping)."""
+def criu_running() -> bool:
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "criu":
+                return True
+    return False
+
+
+def wait_for_criu(*, running: bool = True, seconds: float = 60) -> None:
+    """Until a CRIU process runs (the runtime is dumping), or until none does."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            with contextlib.suppress(OSError):
-                if entry.name.isdigit() and (entry / "comm").read_text().strip() == "criu":
-                    return
+    while criu_running() != running:
+        if time.monotonic() > deadline:
+            raise TimeoutError("no CRIU process appeared" if running else "CRIU never finished")
         time.sleep(0.02)
-    raise TimeoutError("no CRIU process appeared")
 
 
 # --- last: containerd dies under a request ------------------------------------------------------
@@ -460,6 +467,7 @@ def test_containerd_killed_during_a_request_is_500_and_the_service_recovers(
     fleet: Fleet,
 ) -> None:
     with service(fleet) as running:
+        wait_for_criu(running=False)  # a dump of an earlier test would be mistaken for ours
 
         async def post_then_kill() -> httpx.Response:
             async with httpx.AsyncClient(base_url=running.url, headers=bearer(OPS)) as client:
