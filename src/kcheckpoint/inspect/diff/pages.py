@@ -18,6 +18,7 @@ The streaming sinks also keep each process's argv and env ranges for the decoder
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import mmap
@@ -79,7 +80,7 @@ def differing_pages(
         stack.append((lo, mid))
 
 
-class _Sink:
+class _Sink(abc.ABC):
     """Feeds each chunk of a segment to the argv capture and to ``_chunk``.
 
     (Hashing on a worker thread was measured slower on two cores: the GIL is held between
@@ -112,8 +113,9 @@ class _Sink:
         if carry:  # a short last page (a truncated pages file): compare what is there
             self._chunk(pid, vaddr, carry, psize)
 
+    @abc.abstractmethod
     def _chunk(self, pid: int, vaddr: int, data: bytes, psize: int) -> None:
-        raise NotImplementedError
+        """Compare or hand on the whole pages of one chunk (each kind of sink its own way)."""
 
 
 def page_digests(data: bytes, psize: int) -> bytes:
