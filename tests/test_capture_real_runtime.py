@@ -53,6 +53,7 @@ from .capture.real_cri import (
     container_status,
     exec_sync,
     pods,
+    read_counter,
     remove_all,
     remove_pod,
     run_pod,
@@ -431,9 +432,9 @@ def test_a_downloaded_archive_restores_and_the_process_keeps_counting(
     with fleet.channel() as channel:
         restored = run_pod(channel, spec, fleet.work / "pod-logs", image=str(transferred))
         try:
-            first = int(exec_sync(channel, restored.container_id, "cat", "/tmp/counter"))
+            first = read_counter(channel, restored.container_id)
             time.sleep(1.5)
-            later = int(exec_sync(channel, restored.container_id, "cat", "/tmp/counter"))
+            later = read_counter(channel, restored.container_id)
             status = container_status(channel, restored.container_id)
         finally:
             remove_pod(channel, restored.sandbox_id)

@@ -34,9 +34,9 @@ from .capture.real_cri import (
     Harness,
     RunningPod,
     container_status,
-    exec_sync,
     pods,
     pull_image,
+    read_counter,
     remove_pod,
     run_pod,
 )
@@ -180,9 +180,9 @@ def test_containerd_pulls_the_image_and_restores_the_counter(
     with grpc.insecure_channel(harness.endpoint) as channel:
         restored = run_pod(channel, spec, work / "pod-logs", image=image)
         try:
-            first = int(exec_sync(channel, restored.container_id, "cat", "/tmp/counter"))
+            first = read_counter(channel, restored.container_id)
             time.sleep(1.5)
-            later = int(exec_sync(channel, restored.container_id, "cat", "/tmp/counter"))
+            later = read_counter(channel, restored.container_id)
             status = container_status(channel, restored.container_id)
         finally:
             remove_pod(channel, restored.sandbox_id)

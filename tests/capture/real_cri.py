@@ -259,6 +259,17 @@ def exec_sync(channel: grpc.Channel, container_id: str, *cmd: str) -> str:
     return bytes(response.stdout).decode()
 
 
+def read_counter(channel: grpc.Channel, container_id: str, path: str = "/tmp/counter") -> int:
+    """A number the container rewrites in place (``echo $i > FILE``): read again while a
+    read falls between the shell's truncation and its write."""
+    for _ in range(50):
+        text = exec_sync(channel, container_id, "cat", path).strip()
+        if text:
+            return int(text)
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} stayed empty")
+
+
 def remove_pod(channel: grpc.Channel, sandbox_id: str) -> None:
     containers = call(
         channel,
