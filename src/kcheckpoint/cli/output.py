@@ -67,6 +67,21 @@ def out_each(pieces: Iterable[str]) -> None:
     sys.stdout.flush()
 
 
+def out_now(text: str, progress: Progress | None = None) -> None:
+    """Write data found during a long pass at once (``search | head`` sees the first row while
+    the search goes on). A reader that went away stops the pass: ``StdoutClosed``, not an
+    ``OSError`` that a reader of the archive could take for its own."""
+    from .exit_codes import StdoutClosed
+
+    if progress is not None:
+        progress.done()  # the row replaces the progress line, not follows it
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError as exc:
+        raise StdoutClosed() from exc
+
+
 def error(message: str, *, hint: str | None = None) -> None:
     """One line on stderr (control characters escaped), and an optional hint."""
     sys.stderr.write(f"error: {printable(message)}\n")

@@ -159,6 +159,13 @@ def csv_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator
         buf.truncate()
 
 
+def csv_line(values: Sequence[Any]) -> str:
+    """One RFC 4180 CSV line; None is an empty cell."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(["" if v is None else v for v in values])
+    return buf.getvalue()
+
+
 def _with_header(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
     yield columns
     yield from rows

@@ -56,3 +56,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         )
         + "\n"
     )
+
+
+def fixed_head(headers: Sequence[str], widths: Sequence[int]) -> str:
+    """The header and rule lines of a table whose rows are written one at a time."""
+    names = [h.upper() for h in headers]
+    return fixed_row(names, widths, raw=True) + fixed_row(
+        ["-" * max(w, len(n)) for n, w in zip(names, widths, strict=True)], widths, raw=True
+    )
+
+
+def fixed_row(values: Sequence[Any], widths: Sequence[int], *, raw: bool = False) -> str:
+    """One table row with set column widths, so that it can be written before the rows after
+    it are known; a longer cell shifts the rest of its own row only."""
+    cells = [str(v) if raw else cell(v) for v in values]
+    padded = [c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False)]
+    return "  ".join([*padded, cells[-1]]).rstrip() + "\n"

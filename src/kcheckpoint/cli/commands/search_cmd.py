@@ -6,9 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
-from kcheckpoint.inspect.memory.search import SearchResult, compile_needle, search_archive
-from kcheckpoint.render.jsonout import to_data
-from kcheckpoint.render.search import CSV_COLUMNS, csv_rows, search_text
+from kcheckpoint.inspect.memory.search import Hit, SearchResult, compile_needle, search_archive
+from kcheckpoint.render.jsonout import dump_line, to_data
+from kcheckpoint.render.search import (
+    CSV_COLUMNS,
+    csv_row,
+    csv_rows,
+    hit_line,
+    hits_foot,
+    hits_head,
+    search_text,
+)
 
 from ..common import (
     FormatOption,
@@ -29,8 +37,8 @@ from ..fleet import (
     use_token_file,
     wants_fleet,
 )
-from ..output import OutputFormat, Progress, error, warn
-from ..report import Report, emit
+from ..output import OutputFormat, Progress, error, out_now, warn
+from ..report import Report, csv_line, emit, resolve_format
 
 PidOption = Annotated[
     list[int] | None,
@@ -138,6 +146,7 @@ def search(
         return _many(archives, options, fmt, strict, scheduler, workers)
     (archive,) = archives
     progress = Progress(archive)
+    stream = None if strict else HitStream.for_format(resolve_format(fmt), context > 0, progress)
     try:
         result = search_archive(
             archive,
@@ -149,6 +158,7 @@ def search(
             hash_input=want_hash(hash_input, fmt),
             progress=progress,
             max_hits=max_hits,
+            on_hit=None if stream is None else stream.hit,
         )
     finally:
         progress.done()
@@ -156,6 +166,9 @@ def search(
     if result.truncated:
         warn(f"{result.input.path}: {result.total_hits} hits; only the first {max_hits} are shown")
     enforce_strict(strict, result.input.path, result.problems)
+    if stream is not None:
+        stream.finish(result)
+        return int(ExitCode.OK if result.hits else ExitCode.NEGATIVE)
     emit(
         Report(
             document=to_data(result),
@@ -206,3 +219,45 @@ def _many(
     if failure is not None:
         return int(failure)
     return int(ExitCode.OK if any(r.hits for r in results) else ExitCode.NEGATIVE)
+
+
+class HitStream:
+    """Writes each hit the moment it is found (text rows, JSON Lines or CSV), so that
+    ``search … | head`` answers at once and stops the search when it has read enough."""
+
+    def __init__(self, fmt: OutputFormat, context: bool, progress: Progress) -> None:
+        self.fmt = fmt
+        self.context = context
+        self.progress = progress
+        self.started = False
+
+    @classmethod
+    def for_format(cls, fmt: OutputFormat, context: bool, progress: Progress) -> HitStream | None:
+        """A stream for the formats written a record at a time; None for one JSON document."""
+        if fmt in (OutputFormat.text, OutputFormat.jsonl, OutputFormat.csv):
+            return cls(fmt, context, progress)
+        return None
+
+    def hit(self, found: Hit) -> None:
+        if self.fmt is OutputFormat.jsonl:
+            text = dump_line(found)
+        elif self.fmt is OutputFormat.csv:
+            text = csv_line(csv_row(found))
+        else:
+            text = hit_line(found, self.context)
+        if not self.started and self.fmt is not OutputFormat.jsonl:
+            text = self._head() + text
+        self.started = True
+        out_now(text, self.progress)
+
+    def finish(self, result: SearchResult) -> None:
+        """What follows the last hit: the count line of the text table, a CSV header alone."""
+        if self.fmt is OutputFormat.text:
+            out_now(hits_foot(result))
+        elif self.fmt is OutputFormat.csv and not self.started:
+            out_now(self._head())
+
+    def _head(self) -> str:
+        if self.fmt is OutputFormat.csv:
+            return csv_line(CSV_COLUMNS)
+        return hits_head(self.context)

@@ -54,6 +54,7 @@ MAP_GROWSDOWN = 0x100
 
 PAGEMAP_RE = re.compile(r"^checkpoint/pagemap-(\d+)\.img$")
 MM_RE = re.compile(r"^checkpoint/mm-(\d+)\.img$")
+CORE_RE = re.compile(r"^checkpoint/core-(\d+)\.img$")
 PAGES_RE = re.compile(r"^checkpoint/pages-(\d+)\.img$")
 SHMEM_PAGEMAP_RE = re.compile(r"^checkpoint/pagemap-shmem-(\d+)\.img$")
 
@@ -356,15 +357,22 @@ def decode_image(name: str, data: bytes, problems: list[Problem]) -> Any | None:
         return None
 
 
-def _tree(images: Mapping[str, bytes], problems: list[Problem]) -> dict[int, tuple[str, str]]:
-    """pid -> (state, comm) of every task in pstree.img (state from core-<pid>.img)."""
+def _tree(
+    images: Mapping[str, bytes], problems: list[Problem], provisional: bool = False
+) -> dict[int, tuple[str, str]]:
+    """pid -> (state, comm) of every task in pstree.img (state from core-<pid>.img).
+
+    ``provisional``: before pstree.img has been read, every pid that has a core image."""
     out: dict[int, tuple[str, str]] = {}
     pstree = images.get("checkpoint/pstree.img")
-    if pstree is None:
+    if pstree is not None:
+        image = decode_image("checkpoint/pstree.img", pstree, problems)
+        pids = [int(e.pid) for e in image.entries] if image is not None else []
+    elif provisional:
+        pids = sorted(int(m.group(1)) for n in images if (m := CORE_RE.match(n)))
+    else:
         return out
-    image = decode_image("checkpoint/pstree.img", pstree, problems)
-    for e in image.entries if image is not None else []:
-        pid = int(e.pid)
+    for pid in pids:
         state, comm = "alive", ""
         core_data = images.get(f"checkpoint/core-{pid}.img")
         core_name = f"checkpoint/core-{pid}.img"
@@ -391,11 +399,16 @@ def _shmem_pages(images: Mapping[str, bytes]) -> set[str | None]:
     return out
 
 
-def build_model(images: Mapping[str, bytes], pages_sizes: Mapping[str, int]) -> MemoryModel:
-    """The memory model from the small images of a scan (``scan.images``) and pages sizes."""
+def build_model(
+    images: Mapping[str, bytes], pages_sizes: Mapping[str, int], *, provisional: bool = False
+) -> MemoryModel:
+    """The memory model from the small images of a scan (``scan.images``) and pages sizes.
+
+    ``provisional``: the model of the images read so far, during a scan; until pstree.img
+    arrives, the tasks are the pids with a core image."""
     problems: list[Problem] = []
-    tree = _tree(images, problems)
-    have_tree = "checkpoint/pstree.img" in images
+    tree = _tree(images, problems, provisional)
+    have_tree = provisional or "checkpoint/pstree.img" in images
     files = (
         decode_image("checkpoint/files.img", images["checkpoint/files.img"], problems)
         if ("checkpoint/files.img" in images)

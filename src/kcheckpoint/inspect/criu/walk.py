@@ -123,6 +123,9 @@ class MemoryWalk:
         self._deferred: list[tuple[str, Callable[[], IO[bytes]], int]] = []
         self._spools: list[IO[bytes]] = []
         self.problems: list[Problem] = []
+        see_images = getattr(sink, "see_images", None)
+        if see_images is not None:  # a sink that names processes before the pass ends
+            see_images(self.images)
 
     def on_image(self, name: str, data: bytes) -> None:
         self.images[name] = data

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -316,21 +316,56 @@ class CountingSink:
 
 
 class _SearchSink(CountingSink):
-    def __init__(self, needle: Needle, context: int, max_hits: int | None) -> None:
+    """Keeps the first ``max_hits`` matches and counts them all. With ``on_hit``, each kept
+    match is also handed on at once, named from the images read so far."""
+
+    def __init__(
+        self,
+        needle: Needle,
+        context: int,
+        max_hits: int | None,
+        on_hit: Callable[[Hit], None] | None = None,
+    ) -> None:
         super().__init__()
         self.needle = needle
         self.context = context
         self.max_hits = max_hits
         self.raw: list[tuple[Any, Match]] = []
         self.total = 0
+        self.on_hit = on_hit
+        #: The hits handed to ``on_hit``, as they were named then.
+        self.handed: list[Hit] = []
+        self._images: Mapping[str, bytes] = {}
+        self._model: Any = None
+        self._model_of = -1  # how many images the model was built from
+
+    def see_images(self, images: Mapping[str, bytes]) -> None:
+        """The walk's images, filled as the pass goes on."""
+        self._images = images
+
+    def keep(self, info: Any, m: Match) -> None:
+        self.total += 1
+        if self.max_hits is not None and len(self.raw) >= self.max_hits:
+            return
+        self.raw.append((info, m))
+        if self.on_hit is not None:
+            hit = _hit(info, m, self._model_so_far(), self.context)
+            self.handed.append(hit)
+            self.on_hit(hit)
+
+    def _model_so_far(self) -> Any:
+        if self._model_of != len(self._images):
+            from kcheckpoint.inspect.criu.memory import build_model
+
+            self._model = build_model(self._images, {}, provisional=True)
+            self._model_of = len(self._images)
+        return self._model
 
     def segment(self, info: Any, chunks: Iterable[bytes]) -> None:
         base = info.base
         self.count(info)
         for m in search_stream(self.needle, chunks, base, self.context):
-            self.total += 1
-            if self.max_hits is None or len(self.raw) < self.max_hits:
-                self.raw.append((info, m))
+            self.keep(info, m)
 
     #: A map is searched in windows this large; each is released after its search, so peak
     #: memory does not grow with the size of a pages file.
@@ -342,11 +377,11 @@ class _SearchSink(CountingSink):
             self.segment(info, _chunks_of(buf, lo, hi))
             return
         self.memory_bytes += hi - lo
+        ctx = self.context
         for start, end, encoding in self._matches_in(buf, lo, hi):
-            self.total += 1
             if self.max_hits is not None and len(self.raw) >= self.max_hits:
+                self.total += 1  # counted, not kept: no match object to build
                 continue
-            ctx = self.context
             m = Match(
                 start - lo + info.vaddr,
                 end - lo + info.vaddr,
@@ -355,7 +390,7 @@ class _SearchSink(CountingSink):
                 buf[start:end] if ctx else b"",
                 buf[end : min(hi, end + ctx)] if ctx else b"",
             )
-            self.raw.append((info, m))
+            self.keep(info, m)
 
     def _matches_in(self, buf: mmap.mmap, lo: int, hi: int) -> list[tuple[int, int, str]]:
         needle = self.needle
@@ -466,16 +501,22 @@ def search_archive(
     hash_input: bool | None = None,
     progress: Any = None,
     max_hits: int | None = None,
+    on_hit: Callable[[Hit], None] | None = None,
 ) -> SearchResult:
     """Search every process's memory (or ``pids``'), and other files with ``everywhere``.
 
     Only the first ``max_hits`` hits are kept (all are counted), so that memory stays bounded
     for patterns that match everywhere.
+
+    ``on_hit`` receives each kept hit as soon as it is found, so output can stream. Its process
+    is named from the images read by then: pstree.img comes after the pages in an archive, so
+    the tasks are those with a core image until it arrives. The result has the final names; a
+    problem says when a hit handed on was named otherwise.
     """
     from kcheckpoint.inspect.criu.walk import walk_memory
-    from kcheckpoint.inspect.model import secrets_warning
+    from kcheckpoint.inspect.model import Problem, secrets_warning
 
-    sink = _SearchSink(needle, context, max_hits)
+    sink = _SearchSink(needle, context, max_hits, on_hit)
     scan, model = walk_memory(
         path,
         sink,
@@ -486,6 +527,17 @@ def search_archive(
         progress=progress,
     )
     hits = [_hit(info, m, model, context) for info, m in sink.raw]
+    renamed = sum(early != final for early, final in zip(sink.handed, hits, strict=False))
+    if renamed:
+        model.problems.append(
+            Problem(
+                "checkpoint/pstree.img",
+                "renamed-hits",
+                f"{renamed} hit(s) were shown before pstree.img was read, named after the core "
+                "images; pstree.img names their process differently (--format json has the "
+                "final names)",
+            )
+        )
     live = [p for p in model.processes.values() if p.live]
     warnings = secrets_warning(len(live), sum(model.pages_sizes.values()))
     return SearchResult(
