@@ -94,8 +94,17 @@ class Process:
 class PageSource:
     """Deterministic page contents, generated on demand from a few templates."""
 
-    def __init__(self, seed: int, plants: list[bytes], mutate: float, mutate_seed: int) -> None:
+    def __init__(
+        self,
+        seed: int,
+        plants: list[bytes],
+        mutate: float,
+        mutate_seed: int,
+        random_only: bool = False,
+    ) -> None:
         rnd = random.Random(seed)
+        #: Every page random (incompressible), as in memory full of compressed or encrypted data.
+        self._random_only = random_only
         # random pages come from one sequential stream: incompressible, like real heap data,
         # and identical for the same seed as long as pages are generated in order
         self._stream = random.Random(seed ^ 0x9E3779B9)
@@ -116,7 +125,7 @@ class PageSource:
 
     def page(self, global_index: int, stack_extra: bytes = b"") -> bytes:
         h = (global_index * 2654435761 + self._seed) & 0xFFFFFFFF
-        kind = h % 10
+        kind = 5 if self._random_only else h % 10
         if kind < 4:
             data = self._zero
         elif kind < 7:
@@ -359,10 +368,16 @@ def write_archive(
     plants: list[str] | None = None,
     mutate: float = 0.0,
     criu: str = "4.1",
+    incompressible: bool = False,
 ) -> dict[str, Any]:
-    """Write the archive; return what was written (for benchmarks to print)."""
+    """Write the archive; return what was written (for benchmarks to print).
+
+    Pages are a mix of zero, random and text pages, or only random ones with ``incompressible``.
+    """
     procs = plan_processes(size, processes, seed)
-    source = PageSource(seed, [s.encode() for s in plants or []], mutate, seed + 7919)
+    source = PageSource(
+        seed, [s.encode() for s in plants or []], mutate, seed + 7919, incompressible
+    )
     images = _images(procs, criu)
     spec = {
         "ociVersion": "1.2.0",
