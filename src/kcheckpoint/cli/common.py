@@ -18,10 +18,22 @@ from .output import OutputFormat, warn
 # (oci:, oci-archive:, docker://). Done here, not at start-up, so that --help stays light.
 _register_image_inputs()
 
-ArchiveArgument = Annotated[
-    str,
-    typer.Argument(metavar="ARCHIVE", help="The archive, or '-' for stdin.", show_default=False),
-]
+
+def positional(metavar: str, help: str) -> Any:
+    """A positional argument, shown in help by its metavar and never with a default."""
+    return typer.Argument(metavar=metavar, help=help, show_default=False)
+
+
+ArchiveArgument = Annotated[str, positional("ARCHIVE", "The archive, or '-' for stdin.")]
+_ARCHIVES = positional(
+    "ARCHIVE...",
+    "The archive, or '-' for stdin. Many: URLs, a capture service's "
+    "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs.",
+)
+#: One archive or many, where they live (see ``fleet``).
+ArchivesArgument = Annotated[list[str], _ARCHIVES]
+#: The same, for a command that also runs without one.
+OptionalArchivesArgument = Annotated[list[str] | None, _ARCHIVES]
 _FORMAT_HELP = {
     "text": "text (for people)",
     "json": "json (one document with a provenance header, sorted keys)",
@@ -56,29 +68,14 @@ def format_choice(*allowed: OutputFormat) -> Any:
     )
 
 
+#: The formats of every table.
+_TABLE_FORMATS = (OutputFormat.text, OutputFormat.json, OutputFormat.jsonl, OutputFormat.csv)
 #: Tables that have times: every format, a mactime timeline too.
 TimelineFormatOption = Annotated[
-    OutputFormat,
-    format_choice(
-        OutputFormat.text,
-        OutputFormat.json,
-        OutputFormat.jsonl,
-        OutputFormat.csv,
-        OutputFormat.bodyfile,
-        OutputFormat.auto,
-    ),
+    OutputFormat, format_choice(*_TABLE_FORMATS, OutputFormat.bodyfile, OutputFormat.auto)
 ]
 #: Tables without times.
-FormatOption = Annotated[
-    OutputFormat,
-    format_choice(
-        OutputFormat.text,
-        OutputFormat.json,
-        OutputFormat.jsonl,
-        OutputFormat.csv,
-        OutputFormat.auto,
-    ),
-]
+FormatOption = Annotated[OutputFormat, format_choice(*_TABLE_FORMATS, OutputFormat.auto)]
 #: Outputs that are not tables (a tree, a file list, a status line).
 DocumentFormatOption = Annotated[
     OutputFormat, format_choice(OutputFormat.text, OutputFormat.json, OutputFormat.jsonl)
@@ -99,6 +96,16 @@ StrictOption = Annotated[
     bool,
     typer.Option("--strict", help="Treat problems found in the archive as errors (exit 4)."),
 ]
+#: --insecure of the commands that push an image.
+InsecureOption = Annotated[
+    bool,
+    typer.Option("--insecure", help="Push over plain http; only to a registry on loopback."),
+]
+
+
+def authfile_option(help: str) -> Any:
+    """--authfile FILE of the commands that push an image: the registry credentials."""
+    return typer.Option("--authfile", metavar="FILE", dir_okay=False, help=help)
 
 
 def want_hash(hash_input: bool | None, fmt: OutputFormat) -> bool | None:

@@ -11,19 +11,14 @@ import typer
 
 from kcheckpoint.errors import InputError
 
-from ..common import DocumentFormatOption
+from ..common import DocumentFormatOption, InsecureOption, authfile_option, positional
 from ..output import OutputFormat, out, warn
 
 
 def capture(
     url: Annotated[str, typer.Argument(help="The capture service, e.g. https://node-1:10270.")],
     target: Annotated[
-        str,
-        typer.Argument(
-            metavar="NS/POD/CONTAINER",
-            help="The container: namespace, pod and container name.",
-            show_default=False,
-        ),
+        str, positional("NS/POD/CONTAINER", "The container: namespace, pod and container name.")
     ],
     download: Annotated[
         Path | None,
@@ -63,19 +58,8 @@ def capture(
             "archive streams from the service into the image, its SHA-256 checked on the way.",
         ),
     ] = None,
-    insecure: Annotated[
-        bool,
-        typer.Option("--insecure", help="Push over plain http; only to a registry on loopback."),
-    ] = False,
-    authfile: Annotated[
-        Path | None,
-        typer.Option(
-            "--authfile",
-            metavar="FILE",
-            dir_okay=False,
-            help="Registry credentials (see `image`).",
-        ),
-    ] = None,
+    insecure: InsecureOption = False,
+    authfile: Annotated[Path | None, authfile_option("Registry credentials (see `image`).")] = None,
 ) -> int:
     """Checkpoint a container through a capture service; optionally download the archive,
     or push it as a checkpoint image.

@@ -15,7 +15,7 @@ from kcheckpoint.inspect.memory.extract import extract_memory
 from kcheckpoint.render.jsonout import dumps, dumps_lines
 from kcheckpoint.render.text import printable
 
-from ..common import ArchiveArgument, DocumentFormatOption, report, stdin_for
+from ..common import ArchiveArgument, DocumentFormatOption, positional, report, stdin_for
 from ..exit_codes import ExitCode
 from ..output import OutputFormat, Progress, error, out, warn
 from ..report import json_report
@@ -25,11 +25,10 @@ def extract(
     archive: ArchiveArgument,
     paths: Annotated[
         list[str] | None,
-        typer.Argument(
-            metavar="MEMBER|PATH",
-            help="Members or directories (checkpoint/), or rootfs-diff/PATH for files inside "
+        positional(
+            "MEMBER|PATH",
+            "Members or directories (checkpoint/), or rootfs-diff/PATH for files inside "
             "rootfs-diff.tar. Default: everything.",
-            show_default=False,
         ),
     ] = None,
     output: Annotated[

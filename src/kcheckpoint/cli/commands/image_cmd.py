@@ -16,6 +16,9 @@ from ..common import (
     ArchiveArgument,
     DocumentFormatOption,
     HashOption,
+    InsecureOption,
+    authfile_option,
+    positional,
     stdin_for,
     want_hash,
 )
@@ -41,10 +44,8 @@ def image(
     archive: ArchiveArgument,
     ref: Annotated[
         str,
-        typer.Argument(
-            metavar="REF",
-            help="The image's name: HOST[:PORT]/REPO[:TAG] (NAME[:TAG] is enough without --push).",
-            show_default=False,
+        positional(
+            "REF", "The image's name: HOST[:PORT]/REPO[:TAG] (NAME[:TAG] is enough without --push)."
         ),
     ],
     oci_layout: Annotated[
@@ -80,19 +81,13 @@ def image(
             "them (a cross-repository mount); blobs it does not have are uploaded.",
         ),
     ] = None,
-    insecure: Annotated[
-        bool,
-        typer.Option("--insecure", help="Push over plain http; only to a registry on loopback."),
-    ] = False,
+    insecure: InsecureOption = False,
     authfile: Annotated[
         Path | None,
-        typer.Option(
-            "--authfile",
-            metavar="FILE",
-            dir_okay=False,
-            help="Registry credentials in docker/podman login format. Default: "
+        authfile_option(
+            "Registry credentials in docker/podman login format. Default: "
             "$KCHECKPOINT_REGISTRY_USER and $KCHECKPOINT_REGISTRY_PASSWORD, then "
-            "$REGISTRY_AUTH_FILE, the containers auth.json and ~/.docker/config.json.",
+            "$REGISTRY_AUTH_FILE, the containers auth.json and ~/.docker/config.json."
         ),
     ] = None,
     arch: Annotated[

@@ -11,7 +11,7 @@ from kcheckpoint.inspect.criu.checkpoint import inspect_path
 from kcheckpoint.render.inspect_tree import Selection, json_data, limit_to, tree_text
 from kcheckpoint.render.jsonout import dumps_lines
 
-from ..common import HashOption, StrictOption, enforce_strict, report, stdin_for
+from ..common import ArchiveArgument, HashOption, StrictOption, enforce_strict, report, stdin_for
 from ..exit_codes import ExitCode
 from ..output import Progress, error, out, warn
 from ..report import json_report
@@ -38,12 +38,7 @@ InspectFormatOption = Annotated[
 
 
 def inspect(
-    path: Annotated[
-        str,
-        typer.Argument(
-            metavar="ARCHIVE", help="The archive, or '-' for stdin.", show_default=False
-        ),
-    ],
+    path: ArchiveArgument,
     fmt: InspectFormatOption = InspectFormat.tree,
     ps_tree: Annotated[
         bool, typer.Option("--ps-tree", help="The process tree (the default section).")

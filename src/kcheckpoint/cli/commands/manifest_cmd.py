@@ -20,7 +20,14 @@ from kcheckpoint.inspect.evidence.manifest import (
 )
 from kcheckpoint.render.text import table
 
-from ..common import ArchiveArgument, FormatOption, report, stdin_for
+from ..common import (
+    ArchiveArgument,
+    ArchivesArgument,
+    FormatOption,
+    positional,
+    report,
+    stdin_for,
+)
 from ..exit_codes import ExitCode
 from ..fleet import (
     SchedulerOption,
@@ -44,15 +51,7 @@ class ManifestFormat(StrEnum):
 
 
 def manifest(
-    archives: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="ARCHIVE...",
-            help="The archive, or '-' for stdin. Many: URLs, a capture service's "
-            "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs.",
-            show_default=False,
-        ),
-    ],
+    archives: ArchivesArgument,
     fmt: Annotated[
         ManifestFormat,
         typer.Option(
@@ -88,10 +87,7 @@ def manifest(
 def verify(
     archive: ArchiveArgument,
     manifest_file: Annotated[
-        Path,
-        typer.Argument(
-            metavar="MANIFEST", help="A manifest from `kcheckpoint manifest` (either format)."
-        ),
+        Path, positional("MANIFEST", "A manifest from `kcheckpoint manifest` (either format).")
     ],
     fmt: FormatOption = OutputFormat.text,
 ) -> int:

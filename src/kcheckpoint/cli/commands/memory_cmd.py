@@ -16,6 +16,7 @@ from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.memory import hexdump_lines, mappings_text, processes_text
 
 from ..common import (
+    ArchiveArgument,
     FormatOption,
     HashOption,
     StrictOption,
@@ -57,9 +58,7 @@ def _open_output(path: str) -> IO[bytes]:
 
 
 def memory(
-    archive: Annotated[
-        str, typer.Argument(help="The archive, or '-' for stdin.", show_default=False)
-    ],
+    archive: ArchiveArgument,
     pid: Annotated[
         int | None, typer.Option("--pid", "-p", help="List this process's mappings.")
     ] = None,

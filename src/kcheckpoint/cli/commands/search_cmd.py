@@ -23,6 +23,7 @@ from ..common import (
     HashOption,
     StrictOption,
     enforce_strict,
+    positional,
     report,
     stdin_for,
     want_hash,
@@ -49,13 +50,12 @@ PidOption = Annotated[
 def search(
     arguments: Annotated[
         list[str],
-        typer.Argument(
-            metavar="ARCHIVE... PATTERN",
-            help="The archive ('-' for stdin), then what to look for; a pattern that starts with "
+        positional(
+            "ARCHIVE... PATTERN",
+            "The archive ('-' for stdin), then what to look for; a pattern that starts with "
             "'-' goes after -e instead. Many archives: URLs, a capture service's "
             "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs (with -e, one "
             "such argument).",
-            show_default=False,
         ),
     ],
     pattern_option: Annotated[

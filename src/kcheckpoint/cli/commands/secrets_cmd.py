@@ -17,6 +17,7 @@ from kcheckpoint.render.secrets import CSV_COLUMNS, csv_rows, secrets_text
 from ..common import (
     FormatOption,
     HashOption,
+    OptionalArchivesArgument,
     StrictOption,
     enforce_strict,
     report,
@@ -75,15 +76,7 @@ def user_key() -> bytes | None:
 
 
 def secrets(
-    archives: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="ARCHIVE...",
-            help="The archive, or '-' for stdin. Many: URLs, a capture service's "
-            "https://NODE:10270/checkpoints, s3://BUCKET/PREFIX/, @FILE, globs.",
-            show_default=False,
-        ),
-    ] = None,
+    archives: OptionalArchivesArgument = None,
     show_secrets: Annotated[
         bool,
         typer.Option("--show-secrets", help="Print the secrets in clear (with a warning)."),

@@ -19,6 +19,7 @@ from ..common import (
     StrictOption,
     TimelineFormatOption,
     enforce_strict,
+    positional,
     report,
     stdin_for,
     want_hash,
@@ -59,10 +60,8 @@ def expand_paths(paths: list[str]) -> list[str]:
 def summary(
     paths: Annotated[
         list[str],
-        typer.Argument(
-            metavar="PATH",
-            help="Archives, '-' for stdin, or directories (each checkpoint-* archive in them).",
-            show_default=False,
+        positional(
+            "PATH", "Archives, '-' for stdin, or directories (each checkpoint-* archive in them)."
         ),
     ],
     fmt: TimelineFormatOption = OutputFormat.text,
