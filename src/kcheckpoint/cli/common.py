@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
-from typing import Annotated, Any, BinaryIO
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, BinaryIO, Protocol, TypedDict
 
 import typer
 
@@ -12,7 +13,7 @@ from kcheckpoint.errors import FormatError
 from kcheckpoint.inspect.model import InputInfo, Problem, SecretsWarning
 from kcheckpoint.oci.inputs import register as _register_image_inputs
 
-from .output import OutputFormat, warn
+from .output import OutputFormat, Progress, warn
 
 # Every command that reads an archive imports this module, and then also opens images
 # (oci:, oci-archive:, docker://). Done here, not at start-up, so that --help stays light.
@@ -120,6 +121,24 @@ def stdin_for(path: str) -> BinaryIO | None:
     return sys.stdin.buffer if path == "-" else None
 
 
+class ReadOptions(TypedDict):
+    """The keyword arguments with which the library reads an archive for a command."""
+
+    stdin: BinaryIO | None
+    hash_input: bool | None
+    progress: Progress
+
+
+@contextlib.contextmanager
+def reading(archive: str, hash_input: bool | None, fmt: OutputFormat) -> Iterator[ReadOptions]:
+    """How a command reads its archive: standard input for '-', hashed as :func:`want_hash`
+    says, with a progress line that is cleared however the read ends."""
+    with Progress(archive) as progress:
+        yield ReadOptions(
+            stdin=stdin_for(archive), hash_input=want_hash(hash_input, fmt), progress=progress
+        )
+
+
 def report(
     source: InputInfo | str, problems: Sequence[Problem], warnings: Sequence[SecretsWarning]
 ) -> None:
@@ -146,3 +165,20 @@ def enforce_strict(strict: bool, path: str, problems: Sequence[Problem]) -> None
     """Under --strict, any problem is a format error."""
     if strict and problems:
         raise FormatError(f"{path}: {len(problems)} problem(s) found (--strict)")
+
+
+class ArchiveResult(Protocol):
+    """What reading one archive gives every command: the input, problems and warnings."""
+
+    @property
+    def input(self) -> InputInfo: ...
+    @property
+    def problems(self) -> Sequence[Problem]: ...
+    @property
+    def warnings(self) -> Sequence[SecretsWarning]: ...
+
+
+def settle(result: ArchiveResult, strict: bool) -> None:
+    """A result's problems and warnings on stderr; under --strict, its problems fail the run."""
+    report(result.input, result.problems, result.warnings)
+    enforce_strict(strict, result.input.path, result.problems)

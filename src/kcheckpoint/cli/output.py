@@ -132,3 +132,10 @@ class Progress:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
             self._shown = False
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """The line is cleared however the read ends, before any message about it."""
+        self.done()

@@ -60,13 +60,10 @@ def extract(
     check_output_dir(output)
     if memory is not None:
         return _extract_memory(archive, output, memory, bool(paths), force, fmt)
-    progress = Progress(archive)
-    try:
+    with Progress(archive) as progress:
         result = extract_archive(
             archive, output, paths or [], force=force, stdin=stdin_for(archive), progress=progress
         )
-    finally:
-        progress.done()
     report(result.input, result.problems, [])
     _print(result, fmt)
     for refused in result.refused:
@@ -120,11 +117,8 @@ def _extract_memory(
         raise typer.BadParameter("--memory writes a process's memory; give no member names")
     if archive == "-":
         raise typer.BadParameter("--memory reads the archive twice; give a file, not '-'")
-    progress = Progress(archive)
-    try:
+    with Progress(archive) as progress:
         result = extract_memory(archive, output, pid, force=force, progress=progress)
-    finally:
-        progress.done()
     report(result.input, result.problems, [])
     warn(f"{result.directory}: process memory may hold passwords, keys and tokens (files are 0600)")
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)

@@ -88,8 +88,7 @@ def inspect(
         env=env,
         namespaces=namespaces,
     )
-    progress = Progress(path)
-    try:
+    with Progress(path) as progress:
         result = inspect_path(
             path,
             stdin=stdin_for(path),
@@ -98,8 +97,6 @@ def inspect(
             hash_input=True if hash_input is None and fmt is InspectFormat.json else hash_input,
             progress=progress,
         )
-    finally:
-        progress.done()
     report(result.input, result.problems, result.warnings)
     if show_secrets and sel.env:
         warn(f"{result.input.path}: showing environment values, which may hold secrets")

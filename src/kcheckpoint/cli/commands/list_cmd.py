@@ -16,12 +16,10 @@ from ..common import (
     HashOption,
     StrictOption,
     TimelineFormatOption,
-    enforce_strict,
-    report,
-    stdin_for,
-    want_hash,
+    reading,
+    settle,
 )
-from ..output import OutputFormat, Progress, out
+from ..output import OutputFormat, out
 from ..report import Report, TimelineEvent, emit, epoch, resolve_format
 
 
@@ -38,21 +36,11 @@ def list_members(
     rootfs-diff.tar, the deleted paths (deleted.files or .wh. whiteouts) and the tarballs CRIU
     stores for tmpfs mounts and /dev/shm.
     """
-    progress = Progress(archive)
     if resolve_format(fmt) is OutputFormat.jsonl:
-        return _stream_jsonl(archive, hash_input, strict, progress)
-    try:
-        result = list_path(
-            archive,
-            stdin=stdin_for(archive),
-            hash_input=want_hash(hash_input, fmt),
-            progress=progress,
-        )
-    finally:
-        progress.done()
-    result = absolute_rootfs_paths(result)
-    report(result.input, result.problems, result.warnings)
-    enforce_strict(strict, result.input.path, result.problems)
+        return _stream_jsonl(archive, hash_input, strict)
+    with reading(archive, hash_input, fmt) as how:
+        result = absolute_rootfs_paths(list_path(archive, **how))
+    settle(result, strict)
     emit(
         Report(
             document=to_data(result),
@@ -128,18 +116,13 @@ def _timeline(listing: Listing) -> list[TimelineEvent]:
     return events
 
 
-def _stream_jsonl(archive: str, hash_input: bool | None, strict: bool, progress: Progress) -> int:
+def _stream_jsonl(archive: str, hash_input: bool | None, strict: bool) -> int:
     """JSON Lines, written as the members are turned into records: memory stays flat however
     many members the archive holds (the other formats hold the whole listing)."""
-    try:
-        result, members = list_stream(
-            archive, stdin=stdin_for(archive), hash_input=hash_input, progress=progress
-        )
-    finally:
-        progress.done()
+    with reading(archive, hash_input, OutputFormat.jsonl) as how:
+        result, members = list_stream(archive, **how)
     result = absolute_rootfs_paths(result)
-    report(result.input, result.problems, result.warnings)
-    enforce_strict(strict, result.input.path, result.problems)
+    settle(result, strict)
     records = itertools.chain(
         ({"record": "member", "member": m} for m in members), _records(result)
     )

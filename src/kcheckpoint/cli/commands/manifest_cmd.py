@@ -142,11 +142,8 @@ def _many(
 
 
 def _build(archive: str) -> Manifest:
-    progress = Progress(archive)
-    try:
+    with Progress(archive) as progress:
         result = build_manifest(archive, stdin=stdin_for(archive), progress=progress)
-    finally:
-        progress.done()
     report(result.input, result.problems, [])
     return result
 

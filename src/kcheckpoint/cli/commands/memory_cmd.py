@@ -21,12 +21,11 @@ from ..common import (
     HashOption,
     StrictOption,
     enforce_strict,
+    reading,
     report,
-    stdin_for,
-    want_hash,
 )
 from ..exit_codes import ExitCode
-from ..output import OutputFormat, Progress, warn
+from ..output import OutputFormat, warn
 from ..report import Report, emit
 
 #: The largest range printed as a hexdump; larger ranges need --output.
@@ -93,16 +92,8 @@ def memory(
         raise typer.BadParameter("give --address or --mapping, not both", param_hint="--mapping")
     if output is not None and address is None and mapping is None:
         raise typer.BadParameter("--output needs --address or --mapping", param_hint="--output")
-    progress = Progress(archive)
-    try:
-        scan, model = memory_model(
-            archive,
-            stdin=stdin_for(archive),
-            hash_input=want_hash(hash_input, fmt),
-            progress=progress,
-        )
-    finally:
-        progress.done()
+    with reading(archive, hash_input, fmt) as how:
+        scan, model = memory_model(archive, **how)
     live = [p for p in sorted(model.processes.values(), key=lambda p: p.pid) if p.live]
     warnings = secrets_warning(len(live), sum(model.pages_sizes.values()))
     problems = [*scan.problems, *model.problems]

@@ -20,8 +20,8 @@ from ..common import (
     OptionalArchivesArgument,
     StrictOption,
     enforce_strict,
+    reading,
     report,
-    stdin_for,
     want_hash,
 )
 from ..exit_codes import ExitCode
@@ -34,7 +34,7 @@ from ..fleet import (
     use_token_file,
     wants_fleet,
 )
-from ..output import OutputFormat, Progress, error, warn
+from ..output import OutputFormat, error, warn
 from ..report import Report, emit
 
 
@@ -163,24 +163,20 @@ def secrets(
         }
         return _many(archives, options, fmt, strict, scheduler, workers)
     (archive,) = archives
-    progress = Progress(archive)
     try:
-        result = scan_archive_secrets(
-            archive,
-            stdin=stdin_for(archive),
-            engine=engine,
-            fingerprint_key=_key(fingerprint_key),
-            show_secrets=show_secrets,
-            memory_only=memory_only,
-            pids=set(pid) if pid else None,
-            hash_input=want_hash(hash_input, fmt),
-            progress=progress,
-            entropy=entropy,
-        )
+        with reading(archive, hash_input, fmt) as how:
+            result = scan_archive_secrets(
+                archive,
+                engine=engine,
+                fingerprint_key=_key(fingerprint_key),
+                show_secrets=show_secrets,
+                memory_only=memory_only,
+                pids=set(pid) if pid else None,
+                entropy=entropy,
+                **how,
+            )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--engine") from exc
-    finally:
-        progress.done()
     report(result.input, result.problems, result.warnings)
     if not result.copies_searched:
         warn(f"{result.input.path}: stdin is read once: copies of flagged values not searched")

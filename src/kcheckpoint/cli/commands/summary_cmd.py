@@ -18,10 +18,9 @@ from ..common import (
     HashOption,
     StrictOption,
     TimelineFormatOption,
-    enforce_strict,
     positional,
-    report,
-    stdin_for,
+    reading,
+    settle,
     want_hash,
 )
 from ..exit_codes import ExitCode
@@ -35,7 +34,7 @@ from ..fleet import (
     use_token_file,
     wants_fleet,
 )
-from ..output import OutputFormat, Progress, error, out, warn
+from ..output import OutputFormat, error, out, warn
 from ..report import Report, TimelineEvent, emit, epoch, resolve_format
 
 
@@ -104,9 +103,8 @@ def summary(
                 table_rows.append(error_row(outcome.name, outcome.failure.message, wide=wide))
             else:
                 result = outcome.result
-                report(result.input, result.problems, result.warnings)
                 try:
-                    enforce_strict(strict, result.input.path, result.problems)
+                    settle(result, strict)
                     row = _row(outcome.name, result, None, None)
                     table_rows.append(summary_row(result, wide=wide))
                 except errors.KCheckpointError as exc:
@@ -123,19 +121,11 @@ def summary(
     if not fleet and not archives:
         return int(ExitCode.NEGATIVE)  # only directories without archives (warned about)
     for path in archives:
-        progress = Progress(path)
         try:
-            result = summarize_path(
-                path,
-                stdin=stdin_for(path),
-                hash_input=want_hash(hash_input, fmt),
-                progress=progress,
-            )
-            progress.done()
-            report(result.input, result.problems, result.warnings)
-            enforce_strict(strict, result.input.path, result.problems)
+            with reading(path, hash_input, fmt) as how:
+                result = summarize_path(path, **how)
+            settle(result, strict)
         except errors.KCheckpointError as exc:
-            progress.done()
             code = _fail(exc)
             failure = failure or code
             rows.append(_row(path, None, exc, code))
