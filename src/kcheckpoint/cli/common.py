@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Any, BinaryIO, Protocol, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Protocol, TypedDict
 
 import typer
 
@@ -14,6 +14,9 @@ from kcheckpoint.inspect.model import InputInfo, Problem, SecretsWarning
 from kcheckpoint.oci.inputs import register as _register_image_inputs
 
 from .output import OutputFormat, Progress, warn
+
+if TYPE_CHECKING:
+    from kcheckpoint.oci.spec import Reference
 
 # Every command that reads an archive imports this module, and then also opens images
 # (oci:, oci-archive:, docker://). Done here, not at start-up, so that --help stays light.
@@ -107,6 +110,20 @@ InsecureOption = Annotated[
 def authfile_option(help: str) -> Any:
     """--authfile FILE of the commands that push an image: the registry credentials."""
     return typer.Option("--authfile", metavar="FILE", dir_okay=False, help=help)
+
+
+def push_reference(text: str, insecure: bool, param_hint: str) -> Reference:
+    """Where an image is pushed, checked before any work: a registry reference, and one on
+    loopback under --insecure."""
+    from kcheckpoint.oci.spec import Reference
+
+    try:
+        ref = Reference.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=param_hint) from exc
+    if insecure and not ref.loopback:
+        raise typer.BadParameter("--insecure is only for a registry on loopback")
+    return ref
 
 
 def want_hash(hash_input: bool | None, fmt: OutputFormat) -> bool | None:

@@ -14,6 +14,7 @@ import typer
 
 from kcheckpoint.render.jsonout import dumps_lines
 
+from .common import report
 from .exit_codes import ExitCode
 from .output import OutputFormat, error, is_quiet, out
 from .report import json_report, resolve_format, to_csv
@@ -50,23 +51,25 @@ TokenFileOption = Annotated[
 ]
 
 
-def use_token_file(path: Path | None) -> None:
-    """Hand the token in ``path`` to the remote reader."""
-    if path is not None:
-        from kcheckpoint.remote.inputs import read_token_file, set_token
-
-        set_token(read_token_file(path))
-
-
 def wants_fleet(
-    arguments: Sequence[str], scheduler: str | None, workers: int | None, *, one_is_many: bool
+    arguments: Sequence[str],
+    scheduler: str | None,
+    workers: int | None,
+    token_file: Path | None,
+    *,
+    one_is_many: bool,
 ) -> bool:
-    """True when the run is over many archives, or on Dask.
+    """True when the run is over many archives, or on Dask. First the token in ``token_file``
+    goes to the remote reader: one archive may be remote too.
 
     ``one_is_many``: the command took one archive until now, so more than one argument, or
     one that stands for many (a directory included), is a fleet run. summary always took many
     paths and directories; for it only @FILE, listings, prefixes and globs are.
     """
+    if token_file is not None:
+        from kcheckpoint.remote.inputs import read_token_file, set_token
+
+        set_token(read_token_file(token_file))
     if scheduler is not None or workers is not None:
         return True
     from kcheckpoint.remote.expand import is_many
@@ -220,3 +223,45 @@ def stream_rows(
         extra = extra_provenance(results) if extra_provenance else {}
         out(json_report({"archives": documents}, [r.input for r in results], extra))
     return first_failure, results
+
+
+def stream_checked(
+    command: str,
+    archives: Sequence[str],
+    options: dict[str, Any],
+    fmt: OutputFormat,
+    strict: bool,
+    scheduler: str | None,
+    workers: int | None,
+    *,
+    warn_about: Callable[[Any], None],
+    text_block: Callable[[Any], str],
+    csv_columns: Sequence[str],
+    csv_rows: Callable[[Any], list[list[Any]]],
+    extra_provenance: Callable[[list[Any]], dict[str, Any]] | None = None,
+) -> tuple[ExitCode | None, list[Any]]:
+    """:func:`stream_rows` over every archive the arguments name. Each result's problems and
+    warnings go to stderr as it comes, then whatever ``warn_about`` says of it; under --strict
+    an archive with problems fails the run (exit 4) once every row is written, unless an archive
+    failed first."""
+    strict_failure: ExitCode | None = None
+
+    def check(result: Any) -> None:
+        nonlocal strict_failure
+        report(result.input, result.problems, result.warnings)
+        warn_about(result)
+        if strict and result.problems:
+            error(f"{result.input.path}: {len(result.problems)} problem(s) found (--strict)")
+            strict_failure = ExitCode.FORMAT
+
+    failure, results = stream_rows(
+        outcomes(command, archives, options, scheduler, workers),
+        fmt,
+        command,
+        on_result=check,
+        text_block=text_block,
+        csv_columns=csv_columns,
+        csv_rows=csv_rows,
+        extra_provenance=extra_provenance,
+    )
+    return failure or strict_failure, results

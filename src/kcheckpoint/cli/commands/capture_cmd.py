@@ -11,7 +11,13 @@ import typer
 
 from kcheckpoint.errors import InputError
 
-from ..common import DocumentFormatOption, InsecureOption, authfile_option, positional
+from ..common import (
+    DocumentFormatOption,
+    InsecureOption,
+    authfile_option,
+    positional,
+    push_reference,
+)
 from ..output import OutputFormat, out, warn
 
 
@@ -83,7 +89,7 @@ def capture(
         raise typer.BadParameter("the URL must start with http:// or https://", param_hint="URL")
     if download is not None and not download.is_dir():
         raise InputError(f"{download}: no such directory")
-    image_ref = _image_target(push, insecure)
+    image_ref = None if push is None else push_reference(push, insecure, "--push")
     headers = {}
     token = _token(token_file)
     if token:
@@ -133,21 +139,6 @@ def capture(
         image_line = f"{pushed['digest']}  docker://{pushed['reference']}\n" if pushed else ""
         out(f"{outcome.path}\n" + (f"{local}\n" if local else "") + image_line)
     return 0
-
-
-def _image_target(push: str | None, insecure: bool) -> object:
-    """The parsed --push reference, checked before anything is checkpointed."""
-    if push is None:
-        return None
-    from kcheckpoint.oci.spec import Reference
-
-    try:
-        ref = Reference.parse(push)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--push") from exc
-    if insecure and not ref.loopback:
-        raise typer.BadParameter("--insecure is only for a registry on loopback")
-    return ref
 
 
 def _token(token_file: Path | None) -> str | None:

@@ -19,6 +19,7 @@ from ..common import (
     InsecureOption,
     authfile_option,
     positional,
+    push_reference,
     stdin_for,
     want_hash,
 )
@@ -111,12 +112,7 @@ def image(
         raise typer.BadParameter("give at least one of --oci-layout, --oci-archive, --push")
     target: Reference | None = None
     if push:
-        try:
-            target = Reference.parse(ref)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="REF") from exc
-        if insecure and not target.loopback:
-            raise typer.BadParameter("--insecure is only for a registry on loopback")
+        target = push_reference(ref, insecure, "REF")
     tag = _tag_of(ref)
     full_name = str(target) if target is not None else _full_name(ref)
     credentials = None

@@ -35,7 +35,6 @@ from ..fleet import (
     WorkersOption,
     outcomes,
     stream_rows,
-    use_token_file,
     wants_fleet,
 )
 from ..output import OutputFormat, Progress, out
@@ -72,8 +71,8 @@ def manifest(
     an extraction. Directories, links and devices are not hashed. With many archives, each
     one's lines follow a `# ARCHIVE` line.
     """
-    use_token_file(token_file)
-    if fmt is ManifestFormat.jsonl or wants_fleet(archives, scheduler, workers, one_is_many=True):
+    fleet = wants_fleet(archives, scheduler, workers, token_file, one_is_many=True)
+    if fleet or fmt is ManifestFormat.jsonl:
         return _many(archives, fmt, scheduler, workers)
     (archive,) = archives
     result = _build(archive)

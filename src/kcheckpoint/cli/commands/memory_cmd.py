@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import IO, Annotated, Any
 
 import typer
@@ -99,25 +100,21 @@ def memory(
     problems = [*scan.problems, *model.problems]
     report(scan.input, problems, warnings)
     enforce_strict(strict, scan.input.path, problems)
+
+    def table(fields: dict[str, Any], text: Callable[[], str], records: list[Any]) -> int:
+        """A table of the archive's memory; its JSON document also has the input, the problems
+        and the warnings."""
+        doc = {"input": scan.input, **fields, "problems": problems, "warnings": warnings}
+        emit(Report(document=to_data(doc), inputs=[scan.input], text=text, records=records), fmt)
+        return int(ExitCode.OK)
+
     if pid is None:
         rows = [process_row(p) for p in live]
-        doc: dict[str, Any] = {
-            "input": scan.input,
-            "processes": rows,
-            "stale_pages": model.stale_pages,
-            "problems": problems,
-            "warnings": warnings,
-        }
-        emit(
-            Report(
-                document=to_data(doc),
-                inputs=[scan.input],
-                text=lambda: processes_text(rows, model.stale_pages),
-                records=rows,
-            ),
-            fmt,
+        return table(
+            {"processes": rows, "stale_pages": model.stale_pages},
+            lambda: processes_text(rows, model.stale_pages),
+            rows,
         )
-        return int(ExitCode.OK)
     pmem = model.processes.get(pid)
     if pmem is None or not pmem.live:
         raise MemberNotFound(
@@ -126,24 +123,9 @@ def memory(
         )
     if address is None and mapping is None:
         maps = mapping_rows(pmem)
-        doc = {
-            "input": scan.input,
-            "pid": pid,
-            "comm": pmem.comm,
-            "mappings": maps,
-            "problems": problems,
-            "warnings": warnings,
-        }
-        emit(
-            Report(
-                document=to_data(doc),
-                inputs=[scan.input],
-                text=lambda: mappings_text(maps),
-                records=maps,
-            ),
-            fmt,
+        return table(
+            {"pid": pid, "comm": pmem.comm, "mappings": maps}, lambda: mappings_text(maps), maps
         )
-        return int(ExitCode.OK)
     if mapping is not None:
         at = _address(mapping, "--mapping")
         assert at is not None

@@ -29,16 +29,8 @@ from ..common import (
     want_hash,
 )
 from ..exit_codes import ExitCode
-from ..fleet import (
-    SchedulerOption,
-    TokenFileOption,
-    WorkersOption,
-    outcomes,
-    stream_rows,
-    use_token_file,
-    wants_fleet,
-)
-from ..output import OutputFormat, Progress, error, out_now, warn
+from ..fleet import SchedulerOption, TokenFileOption, WorkersOption, stream_checked, wants_fleet
+from ..output import OutputFormat, Progress, out_now, warn
 from ..report import Report, csv_line, emit, resolve_format
 
 PidOption = Annotated[
@@ -129,8 +121,7 @@ def search(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="PATTERN") from exc
-    use_token_file(token_file)
-    if wants_fleet(archives, scheduler, workers, one_is_many=True):
+    if wants_fleet(archives, scheduler, workers, token_file, one_is_many=True):
         options = {
             "pattern": wanted,
             "regex": regex,
@@ -193,29 +184,27 @@ def _many(
 ) -> int:
     """One row per archive, streamed; exit as a failure first, else 0 when any archive has a
     hit and 1 when none has."""
-    strict_failures: list[ExitCode] = []
 
-    def check(result: SearchResult) -> None:
-        report(result.input, result.problems, result.warnings)
+    def warn_truncated(result: SearchResult) -> None:
         if result.truncated:
             warn(
                 f"{result.input.path}: {result.total_hits} hits; only the first "
                 f"{options['max_hits']} are shown"
             )
-        if strict and result.problems:
-            error(f"{result.input.path}: {len(result.problems)} problem(s) found (--strict)")
-            strict_failures.append(ExitCode.FORMAT)
 
-    failure, results = stream_rows(
-        outcomes("search", archives, options, scheduler, workers),
-        fmt,
+    failure, results = stream_checked(
         "search",
-        on_result=check,
+        archives,
+        options,
+        fmt,
+        strict,
+        scheduler,
+        workers,
+        warn_about=warn_truncated,
         text_block=lambda r: search_text(r, options["context"] > 0),
         csv_columns=CSV_COLUMNS,
         csv_rows=csv_rows,
     )
-    failure = failure or (strict_failures[0] if strict_failures else None)
     if failure is not None:
         return int(failure)
     return int(ExitCode.OK if any(r.hits for r in results) else ExitCode.NEGATIVE)

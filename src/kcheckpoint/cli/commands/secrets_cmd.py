@@ -25,16 +25,8 @@ from ..common import (
     want_hash,
 )
 from ..exit_codes import ExitCode
-from ..fleet import (
-    SchedulerOption,
-    TokenFileOption,
-    WorkersOption,
-    outcomes,
-    stream_rows,
-    use_token_file,
-    wants_fleet,
-)
-from ..output import OutputFormat, error, warn
+from ..fleet import SchedulerOption, TokenFileOption, WorkersOption, stream_checked, wants_fleet
+from ..output import OutputFormat, warn
 from ..report import Report, emit
 
 
@@ -150,8 +142,7 @@ def secrets(
         raise typer.BadParameter("missing ARCHIVE", param_hint="ARCHIVE")
     if engine not in ("auto", "hyperscan", "python"):
         raise typer.BadParameter("choose auto, hyperscan or python", param_hint="--engine")
-    use_token_file(token_file)
-    if wants_fleet(archives, scheduler, workers, one_is_many=True):
+    if wants_fleet(archives, scheduler, workers, token_file, one_is_many=True):
         options: dict[str, object] = {
             "engine": engine,
             "fingerprint_key": _key(fingerprint_key),
@@ -161,7 +152,24 @@ def secrets(
             "hash_input": want_hash(hash_input, fmt),
             "entropy": entropy,
         }
-        return _many(archives, options, fmt, strict, scheduler, workers)
+        # one row per archive, streamed; exit as a failure first, else 1 when anything is found
+        failure, results = stream_checked(
+            "secrets",
+            archives,
+            options,
+            fmt,
+            strict,
+            scheduler,
+            workers,
+            warn_about=lambda r: _warn_shown(r, show_secrets),
+            text_block=secrets_text,
+            csv_columns=CSV_COLUMNS,
+            csv_rows=csv_rows,
+            extra_provenance=lambda rs: {"ruleset": to_data(rs[0].ruleset)} if rs else {},
+        )
+        if failure is not None:
+            return int(failure)
+        return int(ExitCode.NEGATIVE if any(r.findings for r in results) else ExitCode.OK)
     (archive,) = archives
     try:
         with reading(archive, hash_input, fmt) as how:
@@ -180,8 +188,7 @@ def secrets(
     report(result.input, result.problems, result.warnings)
     if not result.copies_searched:
         warn(f"{result.input.path}: stdin is read once: copies of flagged values not searched")
-    if show_secrets and result.findings:
-        warn(f"{result.input.path}: --show-secrets: the output holds secrets in clear")
+    _warn_shown(result, show_secrets)
     enforce_strict(strict, result.input.path, result.problems)
     emit(
         Report(
@@ -198,36 +205,6 @@ def secrets(
     return int(ExitCode.NEGATIVE if result.findings else ExitCode.OK)
 
 
-def _many(
-    archives: list[str],
-    options: dict[str, object],
-    fmt: OutputFormat,
-    strict: bool,
-    scheduler: str | None,
-    workers: int | None,
-) -> int:
-    """One row per archive, streamed; exit as a failure first, else 1 when anything is found."""
-    strict_failures: list[ExitCode] = []
-
-    def check(result: SecretsResult) -> None:
-        report(result.input, result.problems, result.warnings)
-        if options["show_secrets"] and result.findings:
-            warn(f"{result.input.path}: --show-secrets: the output holds secrets in clear")
-        if strict and result.problems:
-            error(f"{result.input.path}: {len(result.problems)} problem(s) found (--strict)")
-            strict_failures.append(ExitCode.FORMAT)
-
-    failure, results = stream_rows(
-        outcomes("secrets", archives, options, scheduler, workers),
-        fmt,
-        "secrets",
-        on_result=check,
-        text_block=secrets_text,
-        csv_columns=CSV_COLUMNS,
-        csv_rows=csv_rows,
-        extra_provenance=lambda rs: {"ruleset": to_data(rs[0].ruleset)} if rs else {},
-    )
-    failure = failure or (strict_failures[0] if strict_failures else None)
-    if failure is not None:
-        return int(failure)
-    return int(ExitCode.NEGATIVE if any(r.findings for r in results) else ExitCode.OK)
+def _warn_shown(result: SecretsResult, show_secrets: bool) -> None:
+    if show_secrets and result.findings:
+        warn(f"{result.input.path}: --show-secrets: the output holds secrets in clear")

@@ -31,7 +31,6 @@ from ..fleet import (
     error_data,
     failure_code,
     outcomes,
-    use_token_file,
     wants_fleet,
 )
 from ..output import OutputFormat, error, out, warn
@@ -90,8 +89,7 @@ def summary(
     rows: list[dict[str, object]] = []
     table_rows: list[list[str]] = []
     failure: ExitCode | None = None
-    use_token_file(token_file)
-    fleet = wants_fleet(paths, scheduler, workers, one_is_many=False)
+    fleet = wants_fleet(paths, scheduler, workers, token_file, one_is_many=False)
     if fleet:
         options = {"hash_input": want_hash(hash_input, fmt)}
         streaming = resolve_format(fmt) is OutputFormat.jsonl
