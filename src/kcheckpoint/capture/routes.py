@@ -234,19 +234,18 @@ async def download(request: Request, name: str, ctx: Ctx, caller: Caller) -> Res
     info = await _archive(ctx, caller, request, name, "get", hashed=True)
     assert info.sha256 is not None
     digest = base64.b64encode(bytes.fromhex(info.sha256)).decode()
-    ctx.audit.record(
+    _archive_request(
+        ctx,
+        caller,
+        request,
         "download",
-        status=200,
-        user=caller.user,
-        uid=caller.uid,
-        remote=_remote(request),
-        target=name,
+        200,
+        name,
         path=info.path,
         size=info.size,
         sha256=info.sha256,
         range=request.headers.get("range"),
     )
-    ctx.metrics.requests.labels("checkpoints", "GET", "200").inc()
     return SingleRangeFileResponse(
         info.path,
         media_type="application/x-tar",
@@ -262,17 +261,7 @@ async def delete(request: Request, name: str, ctx: Ctx, caller: Caller) -> Respo
         info = await asyncio.to_thread(ctx.store.delete, name)
     except ArchiveMissing as exc:
         raise HttpError(404, f"archive {name} not found") from exc
-    ctx.audit.record(
-        "delete",
-        status=204,
-        user=caller.user,
-        uid=caller.uid,
-        remote=_remote(request),
-        target=name,
-        path=info.path,
-        sha256=info.sha256,
-    )
-    ctx.metrics.requests.labels("checkpoints", "DELETE", "204").inc()
+    _archive_request(ctx, caller, request, "delete", 204, name, path=info.path, sha256=info.sha256)
     return Response(status_code=204)
 
 
@@ -280,7 +269,6 @@ async def _archive(
     ctx: AppContext, caller: Identity, request: Request, name: str, verb: str, *, hashed: bool
 ) -> ArchiveInfo:
     """The archive ``name`` if it exists and the caller may see it; else an HttpError."""
-    method = request.method
     try:
         info = await asyncio.to_thread(ctx.store.get if hashed else ctx.store.describe, name)
         if not caller.may_access(info.namespace):
@@ -292,18 +280,34 @@ async def _archive(
             error = HttpError(400, str(exc))
         else:
             error = HttpError(404, f"archive {name} not found")
-        ctx.metrics.requests.labels("checkpoints", method, str(error.status)).inc()
-        ctx.audit.record(
-            "download" if verb == "get" else "delete",
-            status=error.status,
-            user=caller.user,
-            uid=caller.uid,
-            remote=_remote(request),
-            target=name[:300],
-            error=error.body.strip(),
+        action = "download" if verb == "get" else "delete"
+        _archive_request(
+            ctx, caller, request, action, error.status, name[:300], error=error.body.strip()
         )
         raise error from exc
     return info
+
+
+def _archive_request(
+    ctx: AppContext,
+    caller: Identity,
+    request: Request,
+    action: str,
+    status: int,
+    target: str,
+    **fields: object,
+) -> None:
+    """The audit record and the request count of a download or a delete."""
+    ctx.metrics.requests.labels("checkpoints", request.method, str(status)).inc()
+    ctx.audit.record(
+        action,
+        status=status,
+        user=caller.user,
+        uid=caller.uid,
+        remote=_remote(request),
+        target=target,
+        **fields,
+    )
 
 
 @router.get("/healthz", tags=["service"])
