@@ -11,7 +11,7 @@ import contextlib
 import errno
 import importlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -181,6 +181,12 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+def _at_once(name: str, callback: Callable[..., None], help: str) -> Any:
+    """An option that does its work while the arguments are parsed (and then exits), before
+    the others are looked at; its value is not passed on."""
+    return typer.Option(name, callback=callback, is_eager=True, expose_value=False, help=help)
+
+
 def _global(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
@@ -197,33 +203,18 @@ def _global(
         ),
     ] = False,
     version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=_print_version,
-            is_eager=True,
-            expose_value=False,
-            help="Print the version and exit.",
-        ),
+        bool, _at_once("--version", _print_version, "Print the version and exit.")
     ] = False,
     show_completion: Annotated[
         Shell | None,
-        typer.Option(
-            "--show-completion",
-            callback=_show_completion,
-            is_eager=True,
-            expose_value=False,
-            help="Print the completion script for SHELL.",
-        ),
+        _at_once("--show-completion", _show_completion, "Print the completion script for SHELL."),
     ] = None,
     install_completion: Annotated[
         Shell | None,
-        typer.Option(
+        _at_once(
             "--install-completion",
-            callback=_install_completion,
-            is_eager=True,
-            expose_value=False,
-            help="Install completion for SHELL (in its start-up file).",
+            _install_completion,
+            "Install completion for SHELL (in its start-up file).",
         ),
     ] = None,
 ) -> None:
