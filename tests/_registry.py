@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._fleet import free_port
+
 CONFIG = """\
 version: 0.1
 log:
@@ -34,10 +36,11 @@ auth:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def registry_config(storage: Path, port: int, auth: str = "") -> str:
+    """docker-registry's configuration: blobs under ``storage``, served on 127.0.0.1:``port``,
+    with ``auth`` (an ``auth:`` section, AUTH or TOKEN_AUTH filled in) when given. The harness
+    (scripts/cri_harness.py) and the image benchmark run their registries with it too."""
+    return CONFIG.format(storage=storage, port=port, auth=auth)
 
 
 def tools_missing(*names: str) -> list[str]:
@@ -83,7 +86,7 @@ def _serve(directory: Path, auth: str) -> Iterator[Registry]:
     port = free_port()
     storage = directory / "storage"
     config = directory / "config.yml"
-    config.write_text(CONFIG.format(storage=storage, port=port, auth=auth))
+    config.write_text(registry_config(storage, port, auth))
     log = open(directory / "registry.log", "ab")  # noqa: SIM115
     # docker-registry reads REGISTRY_* variables as configuration (REGISTRY_AUTH_FILE too)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
