@@ -69,6 +69,19 @@ def cli(capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPa
     return run
 
 
+def needs_containerd(missing: str) -> list[pytest.MarkDecorator]:
+    """The marks of a module that runs on the harness's containerd 2.x: skipped without one.
+    ``missing`` says what for: "no containerd 2.x {missing}"."""
+    return [
+        pytest.mark.containerd,
+        pytest.mark.skipif(
+            not os.environ.get("KCHECKPOINT_TEST_CRI"),
+            reason=f"KCHECKPOINT_TEST_CRI is not set: no containerd 2.x {missing} "
+            "(.ci/run starts one; by hand: python3 scripts/cri_harness.py start DIR)",
+        ),
+    ]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under CI (KCHECKPOINT_REQUIRE_CRI=1) the real-runtime tests must run, never skip."""
     if os.environ.get("KCHECKPOINT_REQUIRE_CRI") and not os.environ.get("KCHECKPOINT_TEST_CRI"):
