@@ -50,10 +50,9 @@ from typing import Any
 
 from debian_root import installed_versions
 
-# the tests' loopback helpers: a registry is configured in one place (tests/_registry.py)
+# the registry runs as the tests run theirs (tests/_registry.py)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests._fleet import free_port
-from tests._registry import registry_config
+from tests._registry import registry_process
 
 CACHE = Path(os.environ.get("KCHECKPOINT_CRI_CACHE", "/var/cache/kcheckpoint-cri"))
 MIRROR = os.environ.get("KCHECKPOINT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -309,27 +308,16 @@ def _wait(what: str, ready: Any, proc: subprocess.Popen[bytes], log: Path, secon
 
 def start_registry(directory: Path) -> tuple[int, int]:
     """Debian's docker-registry on a free loopback port. Returns (pid, port)."""
-    port = free_port()
     storage = directory / "registry"
     storage.mkdir(exist_ok=True)
-    config = directory / "registry.yml"
-    config.write_text(registry_config(storage, port))
-    log = directory / "registry.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc, port = registry_process(directory, storage, detach=True)
 
     def ready() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return True
         return False
 
-    _wait("docker-registry", ready, proc, log, 30)
+    _wait("docker-registry", ready, proc, directory / "registry.log", 30)
     return proc.pid, port
 
 
