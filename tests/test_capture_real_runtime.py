@@ -44,7 +44,7 @@ from kcheckpoint.capture.runtime import CriClient
 from kcheckpoint.capture.settings import Settings
 
 from ._fleet import free_port
-from .capture.app_fixtures import OPS, bearer, service_settings
+from .capture.app_fixtures import OPS, ServiceFiles, bearer, service_settings
 from .capture.real_cri import (
     COUNTER,
     ENV_FILE,
@@ -59,7 +59,7 @@ from .capture.real_cri import (
     wait_state,
 )
 from .capture.server import serving
-from .conftest import needs_containerd
+from .conftest import container_of, needs_containerd
 
 RUNNING, EXITED = 1, 2
 NS = "kcp-real"
@@ -133,16 +133,11 @@ def fleet() -> Iterator[Fleet]:
 
 
 @dataclass
-class Service:
+class Service(ServiceFiles):
+    """The app under a real uvicorn."""
+
     url: str
     settings: Settings
-
-    @property
-    def directory(self) -> Path:
-        return self.settings.checkpoint_dir
-
-    def files(self) -> list[str]:
-        return sorted(os.listdir(self.directory))
 
     def post(self, target: str, query: str = "", timeout: float = 120) -> httpx.Response:
         return httpx.post(
@@ -203,14 +198,8 @@ def test_summary_and_inspect_read_the_real_archive(worker_archive: Path, cli: An
     assert result.exit_code == 0, result.stderr
     assert "memory may hold passwords" in result.stderr  # the secrets warning
     summary = json.loads(result.stdout)["archives"][0]["summary"]
-    container = summary["container"]
-    assert (container["engine"], container["namespace"], container["pod"], container["name"]) == (
-        "containerd",
-        NS,
-        "web",
-        "app",
-    )
-    assert container["runtime"] == "io.containerd.runc.v2"
+    assert container_of(summary) == ("containerd", NS, "web", "app")
+    assert summary["container"]["runtime"] == "io.containerd.runc.v2"
     assert summary["main_command"].startswith("/bin/sh -c 'echo state > /tmp/state;")
     assert summary["processes"] >= 1
     assert summary["problems"] == []

@@ -50,7 +50,7 @@ from .capture.real_cri import (
     pull_image,
     remove_pod,
 )
-from .conftest import needs_containerd
+from .conftest import container_of, needs_containerd
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "kcp-image"
@@ -202,13 +202,7 @@ def test_post_from_the_container_checkpoints_another_pod(deployed: Deployed, cli
     result = cli("--no-times", "summary", "--format", "json", str(archive))
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)["archives"][0]["summary"]
-    container = summary["container"]
-    assert (container["engine"], container["namespace"], container["pod"], container["name"]) == (
-        "containerd",
-        NS,
-        "web",
-        "app",
-    )
+    assert container_of(summary) == ("containerd", NS, "web", "app")
     assert summary["processes"] >= 1 and summary["problems"] == []
     # the audit log went to the host path the manifest mounts
     audit = [json.loads(line) for line in (deployed.values.audit_dir / "audit.jsonl").open()]

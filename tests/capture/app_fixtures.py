@@ -33,12 +33,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@dataclass
-class Capture:
-    """A running app and its fake runtime."""
+class ServiceFiles:
+    """What a capture service under test has written, by its ``settings``."""
 
-    client: TestClient
-    cri: FakeCri
     settings: Settings
 
     @property
@@ -47,6 +44,15 @@ class Capture:
 
     def files(self) -> list[str]:
         return sorted(p.name for p in self.directory.iterdir())
+
+
+@dataclass
+class Capture(ServiceFiles):
+    """A running app and its fake runtime."""
+
+    client: TestClient
+    cri: FakeCri
+    settings: Settings
 
     def archives(self) -> list[str]:
         return [n for n in self.files() if n.startswith("checkpoint-")]
