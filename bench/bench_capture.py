@@ -21,7 +21,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,10 @@ from kcheckpoint.capture.demo import (
     start_runtime_server,
 )
 from kcheckpoint.capture.settings import parse_size
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests._fleet import free_port, wait_for
 
 TOKEN = "bench-token-not-a-secret"
 PODS = 64
@@ -112,12 +115,6 @@ def serve_fake_runtime(sock: Path, size: int) -> int:
     return 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per level and side")
@@ -155,12 +152,7 @@ def main() -> int:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_for(f"{url}/healthz", service)
         print(f"fake CRI runtime, {args.payload} archives, {args.requests} requests per level")
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
         header = f"{'clients':>7}  {'side':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"

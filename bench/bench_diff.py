@@ -22,19 +22,17 @@ differ only in those pages. The first run also checks the diff found about 1 % o
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import arguments, run_measured, workdir
 from synth import parse_size, write_archive
 
 KCHECKPOINT = [sys.executable, "-m", "kcheckpoint", "-q"]
@@ -47,20 +45,6 @@ READ_ONCE = (
     "        while src.stream.readinto(buf):\n"
     "            pass\n"
 )
-
-
-def run_measured(cmd: list[str] | str, ok: tuple[int, ...] = (0,)) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command (a shell pipeline when a str)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code not in ok:
-        raise SystemExit(f"command failed ({code}): {cmd}")
-    return elapsed, usage.ru_maxrss * 1024
 
 
 def make_pair(workdir: Path, size: str, compress: str) -> tuple[Path, Path]:
@@ -121,18 +105,14 @@ def in_process(a: Path, b: Path, repeat: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--size", default="1G", help="memory pages per archive, e.g. 64M, 1G")
     parser.add_argument("--compress", default="none,zstd", help="none and/or zstd")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", type=Path, help="directory to keep (and reuse) the archives in")
     args = parser.parse_args()
 
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="kcheckpoint-bench-diff-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
+    with workdir(args.keep, "kcheckpoint-bench-diff-") as work:
         for compress in [c for c in args.compress.split(",") if c]:
-            a, b = make_pair(workdir, args.size, compress)
+            a, b = make_pair(work, args.size, compress)
             print(f"== {args.size} synthetic, {compress}: {a.name} vs {b.name}")
             print(f"   {check(a, b)}")
             floor = (
@@ -142,13 +122,13 @@ def main() -> int:
             )
             ours, python_read, os_read, rss, read_rss = [], [], [], 0, 0
             for _ in range(args.repeat):
-                t, r = run_measured([*KCHECKPOINT, "diff", str(a), str(b)], ok=(1,))
-                ours.append(t)
-                rss = max(rss, r)
-                t, r = run_measured([sys.executable, "-c", READ_ONCE, str(a), str(b)])
-                python_read.append(t)
-                read_rss = max(read_rss, r)
-                os_read.append(run_measured(floor)[0])
+                run = run_measured([*KCHECKPOINT, "diff", str(a), str(b)], ok=(1,))
+                ours.append(run.wall)
+                rss = max(rss, run.rss)
+                run = run_measured([sys.executable, "-c", READ_ONCE, str(a), str(b)])
+                python_read.append(run.wall)
+                read_rss = max(read_rss, run.rss)
+                os_read.append(run_measured(floor).wall)
             t_ours = statistics.median(ours)
             t_py = statistics.median(python_read)
             t_os = statistics.median(os_read)
@@ -165,9 +145,6 @@ def main() -> int:
                 f"to {'zstd -dc' if compress == 'zstd' else 'cat'}: {t_ours / t_os:.2f}; "
                 f"RSS target <= 200 MiB"
             )
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -17,14 +17,12 @@ peak RSS of kcheckpoint (target <= 100 MiB).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -32,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import arguments, run_measured  # noqa: E402
 from synth import parse_size, write_archive  # noqa: E402
 
 from tests._fleet import base_env, capture_service  # noqa: E402
@@ -96,24 +95,6 @@ def in_process(inputs: list[str], env: dict[str, str]) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def run_measured(cmd: list[str] | str, env: dict[str, str], ok: set[int]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command (a shell pipeline when a str)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        shell=isinstance(cmd, str),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code not in ok:
-        raise SystemExit(f"command failed ({code}): {cmd}")
-    return elapsed, usage.ru_maxrss * 1024
-
-
 def cluster_start(workers: int, env: dict[str, str]) -> float:
     out = subprocess.run(
         [sys.executable, "-c", CLUSTER_START, str(workers)],
@@ -145,7 +126,7 @@ def part_fleet(work: Path, archives: int, repeat: int) -> None:
         phases: dict[str, list[float]] = {}
         for _ in range(repeat):
             for name, cmd in runs.items():
-                times[name].append(run_measured(cmd, env, {1})[0])
+                times[name].append(run_measured(cmd, ok={1}, env=env).wall)
             for n in starts:
                 starts[n].append(cluster_start(n, env))
             for name, t in in_process(inputs, env).items():
@@ -194,10 +175,10 @@ def part_big(work: Path, size: int, repeat: int) -> None:
         theirs: list[float] = []
         rss: list[int] = []
         for _ in range(repeat):
-            t, peak = run_measured(ours_cmd, env, {0})
-            ours.append(t)
-            rss.append(peak)
-            theirs.append(run_measured(curl, env, {0})[0])
+            run = run_measured(ours_cmd, env=env)
+            ours.append(run.wall)
+            rss.append(run.rss)
+            theirs.append(run_measured(curl, env=env).wall)
     o, c = statistics.median(ours), statistics.median(theirs)
     print(f"== summary of a {size / (1 << 30):.2f} GiB plain archive over HTTP ({repeat} runs)")
     print(f"  kcheckpoint summary URL            {o:6.2f} s  (runs: {_fmt(ours)})")
@@ -211,10 +192,9 @@ def _fmt(values: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, keep=False)
     parser.add_argument("--archives", type=int, default=20)
     parser.add_argument("--big", default="1G")
-    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-fleet", action="store_true")
     args = parser.parse_args()

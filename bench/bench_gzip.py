@@ -23,13 +23,11 @@ the mixed archive), 1.15x H is out of reach for any reader, and the bench says s
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -39,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import arguments, workdir  # noqa: E402
 from synth import parse_size, write_archive  # noqa: E402
 
 from kcheckpoint.inspect import summarize_path  # noqa: E402
@@ -150,33 +149,30 @@ def report(median: dict[str, float]) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--size", default="1G", help="memory pages in the archive, e.g. 256M")
     parser.add_argument(
         "--memory",
         default="mixed,incompressible",
         help="archives to measure: mixed (zero, random and text pages), incompressible (random)",
     )
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", type=Path, help="write (or reuse) the archive in this directory")
     args = parser.parse_args()
     size = parse_size(args.size)
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="kcp-bench-gzip-"))
-    workdir.mkdir(parents=True, exist_ok=True)
     print(f"gzip reader: {reader_name()}; median of {args.repeat} interleaved runs")
     ok = True
-    for memory in args.memory.split(","):
-        path = workdir / f"synth-{args.size}-{memory}.tar.gz"
-        if not path.exists():
-            print(f"writing {path} ...", file=sys.stderr)
-            write_archive(path, size, compress="gzip", incompressible=memory == "incompressible")
-        mib = path.stat().st_size / (1 << 20)
-        print(f"\n== {memory}: {path.name} ({mib:.0f} MiB gzip, {args.size} pages)")
-        ok &= report(measure(path, args.repeat))
-        if not args.keep:
-            path.unlink()
-    if not args.keep:
-        workdir.rmdir()
+    with workdir(args.keep, "kcp-bench-gzip-") as work:
+        for memory in args.memory.split(","):
+            path = work / f"synth-{args.size}-{memory}.tar.gz"
+            if not path.exists():
+                print(f"writing {path} ...", file=sys.stderr)
+                write_archive(
+                    path, size, compress="gzip", incompressible=memory == "incompressible"
+                )
+            mib = path.stat().st_size / (1 << 20)
+            print(f"\n== {memory}: {path.name} ({mib:.0f} MiB gzip, {args.size} pages)")
+            ok &= report(measure(path, args.repeat))
+            if not args.keep:
+                path.unlink()  # one archive on disk at a time
     print("\nall targets met" if ok else "\nsome targets MISSED")
 
 

@@ -14,114 +14,34 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import arguments, interleaved, workdir
 from synth import parse_size, write_archive
 
+from tests._registry import registry
+
 KCHECKPOINT = [sys.executable, "-m", "kcheckpoint", "-q"]
-REGISTRY_CONFIG = """\
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {storage}
-http:
-  addr: 127.0.0.1:{port}
-"""
 
 
-def run_measured(cmd: list[str] | str) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes, the largest process) of one command or pipeline."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"command failed: {cmd}")
-    return elapsed, usage.ru_maxrss * 1024
-
-
-def interleaved(
-    ours: list[str], base: str | list[str], repeat: int, before: list[Path]
-) -> tuple[float, float, int]:
-    """Median times of both commands, run alternately; ``before`` is removed before each run."""
-    mine, theirs, rss = [], [], 0
-    for _ in range(repeat):
-        _remove(before)
-        t, r = run_measured(ours)
-        mine.append(t)
-        rss = max(rss, r)
-        _remove(before)
-        theirs.append(run_measured(base)[0])
-    return statistics.median(mine), statistics.median(theirs), rss
-
-
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def docker_registry(directory: Path) -> Iterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = directory / "registry.yml"
-    config.write_text(REGISTRY_CONFIG.format(storage=directory / "storage", port=port))
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1G", help="memory pages in the synthetic archive")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", type=Path, help="directory to keep (and reuse) the archive in")
-    args = parser.parse_args()
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="kcheckpoint-bench-image-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    archive = workdir / f"synth-{args.size}.tar"
+def measure(workdir: Path, size: str, repeat: int) -> None:
+    archive = workdir / f"synth-{size}.tar"
     if not archive.exists():
-        write_archive(archive, parse_size(args.size), compress="none", seed=1)
+        write_archive(archive, parse_size(size), compress="none", seed=1)
     members = workdir / "members"
     if not members.exists():
         with tarfile.open(archive) as tar:
             tar.extractall(members, filter="tar")
     out = workdir / "out"
     try:
-        print(f"archive {archive.stat().st_size / 2**20:.0f} MiB, {args.repeat} runs each\n")
+        print(f"archive {archive.stat().st_size / 2**20:.0f} MiB, {repeat} runs each\n")
         print(f"{'case':<34} {'ours s':>7} {'base s':>7} {'ours/base':>9} {'RSS MiB':>8}")
         for compression, tool in (("gzip", "gzip -6"), ("zstd", "zstd -3 -q")):
             ours, base, rss = interleaved(
@@ -136,7 +56,7 @@ def main() -> int:
                     compression,
                 ],
                 f"tar -cf - -C '{members}' . | {tool} > '{out}'",
-                args.repeat,
+                repeat,
                 [out],
             )
             print(
@@ -145,9 +65,9 @@ def main() -> int:
             )
         print("  baseline: tar -c of the same members | gzip -6 or zstd -3 (target <= 1.3)\n")
         if shutil.which("docker-registry") and shutil.which("skopeo"):
-            with docker_registry(workdir) as port:
+            with registry(workdir / "registry") as running:
                 for compression in ("gzip", "zstd"):
-                    ref = f"127.0.0.1:{port}/bench/ckpt:{compression}"
+                    ref = f"{running.host}/bench/ckpt:{compression}"
                     subprocess.run(
                         [
                             *KCHECKPOINT,
@@ -173,7 +93,7 @@ def main() -> int:
                             f"docker://{ref}",
                             f"dir:{copy}",
                         ],
-                        args.repeat,
+                        repeat,
                         [copy],
                     )
                     label = f"summary docker:// ({compression} layer)"
@@ -185,10 +105,15 @@ def main() -> int:
         else:
             print("docker-registry or skopeo missing: registry case skipped")
     finally:
-        if out.exists():
-            out.unlink()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        out.unlink(missing_ok=True)
+
+
+def main() -> int:
+    parser = arguments(__doc__)
+    parser.add_argument("--size", default="1G", help="memory pages in the synthetic archive")
+    args = parser.parse_args()
+    with workdir(args.keep, "kcheckpoint-bench-image-") as work:
+        measure(work, args.size, args.repeat)
     return 0
 
 

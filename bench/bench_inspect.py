@@ -14,31 +14,20 @@ its ratio to the listing baseline.
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import arguments, run_measured  # noqa: E402
+
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 OURS = [sys.executable, "-m", "kcheckpoint", "-q", "inspect", "--all", "--format", "json"]
-
-
-def measured(cmd: list[str] | str) -> tuple[float, int]:
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"command failed: {cmd}")
-    return elapsed, usage.ru_maxrss * 1024
 
 
 def listing(path: Path) -> str:
@@ -67,9 +56,7 @@ def extract_images(path: Path, dest: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = arguments(__doc__, repeat=5, keep=False).parse_args()
     crit = shutil.which("crit")
     archives = sorted(p for p in FIXTURES.glob("*/*") if p.suffix in (".tar", ".gz", ".zst"))
     from kcheckpoint.inspect.criu.checkpoint import inspect_path
@@ -85,16 +72,18 @@ def main() -> int:
             if crit:
                 directory = extract_images(path, Path(tmp, path.name))
             for _ in range(args.repeat):
-                t, r = measured([*OURS, str(path)])
-                mine.append(t)
-                rss = max(rss, r)
-                base.append(measured(listing(path))[0])
+                run = run_measured([*OURS, str(path)])
+                mine.append(run.wall)
+                rss = max(rss, run.rss)
+                base.append(run_measured(listing(path)).wall)
                 started = time.perf_counter()
                 inspect_path(path)
                 inproc.append(time.perf_counter() - started)
                 if directory is not None:
                     crits.append(
-                        measured(f"{crit} x '{directory}' ps && {crit} x '{directory}' fds")[0]
+                        run_measured(
+                            f"{crit} x '{directory}' ps && {crit} x '{directory}' fds"
+                        ).wall
                     )
             ours_s, base_s = statistics.median(mine), statistics.median(base)
             line = (

@@ -13,19 +13,20 @@ in <= 100 MiB peak RSS.
 
 from __future__ import annotations
 
-import argparse
 import io
-import os
 import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "podman" / "webapp-t1.tar"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import arguments, run_measured, workdir  # noqa: E402
+
 KCHECKPOINT = [sys.executable, "-m", "kcheckpoint", "-q"]
 
 
@@ -42,65 +43,51 @@ def write_many(path: Path, count: int) -> None:
             out.addfile(info, io.BytesIO(data))
 
 
-def run_measured(cmd: list[str] | str) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (bytes) of one command (a shell
-    pipeline when a str). On a loaded machine the CPU time is the steadier figure."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        raise SystemExit(f"command failed ({code}): {cmd}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+def measure(workdir: Path, count: int, repeat: int) -> None:
+    archive = workdir / f"many-{count}.tar"
+    if not archive.exists():
+        write_many(archive, count)
+    manifest = workdir / f"many-{count}.sha256"
+    with manifest.open("wb") as fh:
+        subprocess.run([*KCHECKPOINT, "manifest", str(archive)], stdout=fh, check=True)
+    hashing = f"tar -xOf {archive} | sha256sum"
+    listing = f"tar -tvf {archive}"
+    for label, cmd, base in (
+        ("manifest", [*KCHECKPOINT, "manifest", str(archive)], hashing),
+        ("verify", [*KCHECKPOINT, "verify", str(archive), str(manifest)], hashing),
+        ("list --format jsonl", [*KCHECKPOINT, "list", str(archive), "-o", "jsonl"], listing),
+        ("list --format json", [*KCHECKPOINT, "list", str(archive), "-o", "json"], listing),
+    ):
+        ours, theirs = [], []
+        peak = 0
+        for _ in range(repeat):  # interleaved: load on the machine hits both alike
+            run = run_measured(cmd, ok=(0, 1))
+            ours.append((run.wall, run.cpu))
+            peak = max(peak, run.rss)
+            run = run_measured(base, ok=(0, 1))
+            theirs.append((run.wall, run.cpu))
+        wall = statistics.median(w for w, _ in ours)
+        cpu = statistics.median(c for _, c in ours)
+        b_wall = statistics.median(w for w, _ in theirs)
+        b_cpu = statistics.median(c for _, c in theirs)
+        print(
+            f"{count:>8} {label:<20} {wall:>7.2f} {cpu:>6.2f} {cpu / count * 1e6:>9.1f}"
+            f" {peak / 2**20:>8.1f} {b_wall:>9.2f} {b_cpu:>8.2f} {cpu / b_cpu:>9.1f}",
+            flush=True,
+        )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--counts", default="10000,100000")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", type=Path, default=None)
     args = parser.parse_args()
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="kcheckpoint-members-"))
-    workdir.mkdir(parents=True, exist_ok=True)
     print(
         f"{'members':>8} {'command':<20} {'wall s':>7} {'cpu s':>6} {'us/member':>9}"
         f" {'peak MiB':>8} {'base wall':>9} {'base cpu':>8} {'cpu ratio':>9}"
     )
-    for count in (int(c) for c in args.counts.split(",")):
-        archive = workdir / f"many-{count}.tar"
-        if not archive.exists():
-            write_many(archive, count)
-        manifest = workdir / f"many-{count}.sha256"
-        with manifest.open("wb") as fh:
-            subprocess.run([*KCHECKPOINT, "manifest", str(archive)], stdout=fh, check=True)
-        hashing = f"tar -xOf {archive} | sha256sum"
-        listing = f"tar -tvf {archive}"
-        for label, cmd, base in (
-            ("manifest", [*KCHECKPOINT, "manifest", str(archive)], hashing),
-            ("verify", [*KCHECKPOINT, "verify", str(archive), str(manifest)], hashing),
-            ("list --format jsonl", [*KCHECKPOINT, "list", str(archive), "-o", "jsonl"], listing),
-            ("list --format json", [*KCHECKPOINT, "list", str(archive), "-o", "json"], listing),
-        ):
-            ours, theirs = [], []
-            peak = 0
-            for _ in range(args.repeat):  # interleaved: load on the machine hits both alike
-                wall, cpu, rss = run_measured(cmd)
-                ours.append((wall, cpu))
-                peak = max(peak, rss)
-                base_wall, base_cpu, _ = run_measured(base)
-                theirs.append((base_wall, base_cpu))
-            wall = statistics.median(w for w, _ in ours)
-            cpu = statistics.median(c for _, c in ours)
-            b_wall = statistics.median(w for w, _ in theirs)
-            b_cpu = statistics.median(c for _, c in theirs)
-            print(
-                f"{count:>8} {label:<20} {wall:>7.2f} {cpu:>6.2f} {cpu / count * 1e6:>9.1f}"
-                f" {peak / 2**20:>8.1f} {b_wall:>9.2f} {b_cpu:>8.2f} {cpu / b_cpu:>9.1f}",
-                flush=True,
-            )
+    with workdir(args.keep, "kcheckpoint-members-") as work:
+        for count in (int(c) for c in args.counts.split(",")):
+            measure(work, count, args.repeat)
     return 0
 
 

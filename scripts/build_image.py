@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from debian_root import installed_versions
 from image_startup import harness_socket, measure_startup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +148,7 @@ def build_base(*, rebuild: bool = False) -> Base:
         run(["cp", "-a", str(build), str(runtime)])
         removed = _purge_unneeded(runtime, log)
         _tar_layer(runtime, staging / "layer.tar", ["."], exclude_contents=EMPTY)
-        versions = _versions(runtime)
+        versions = installed_versions(runtime, ("python3", "libc6"))
         (staging / "base.json").write_text(
             json.dumps(
                 {"format": BASE_FORMAT, "suite": SUITE, "versions": versions,
@@ -231,17 +232,6 @@ def _prune(root: Path) -> None:
     # the host's resolver was copied in for the install; the runtime mounts the node's
     (root / "etc/resolv.conf").write_text("")
     (root / "etc/hostname").write_text("")
-
-
-def _versions(root: Path) -> dict[str, str]:
-    out = subprocess.run(
-        ["chroot", str(root), "dpkg-query", "-W", "-f=${Package} ${Version}\\n"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    installed = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
-    return {name: installed.get(name, "?") for name in ("python3", "libc6")}
 
 
 def _tar_layer(

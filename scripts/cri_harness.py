@@ -48,6 +48,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from debian_root import installed_versions
+
+# the registry runs as the tests run theirs (tests/_registry.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests._registry import registry_process
+
 CACHE = Path(os.environ.get("KCHECKPOINT_CRI_CACHE", "/var/cache/kcheckpoint-cri"))
 MIRROR = os.environ.get("KCHECKPOINT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SUITE = "trixie"
@@ -110,19 +116,6 @@ disabled_plugins = ['io.containerd.snapshotter.v1.btrfs', 'io.containerd.snapsho
   [plugins.'io.containerd.grpc.v1.cri']
     stream_server_address = '127.0.0.1'
     stream_server_port = '0'
-"""
-
-REGISTRY_CONFIG = """\
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {storage}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
 """
 
 
@@ -228,7 +221,7 @@ def _install_runtime(root: Path, criu: str, log: Path) -> dict[str, str]:
                 f"containerd/{runtime_suite} runc/{runtime_suite} criu/{criu_suite}"
             )
             if _chroot(root, script, log):
-                versions = _root_versions(root, log)
+                versions = installed_versions(root, ("containerd", "runc", "criu"))
                 versions["from"] = f"containerd+runc {runtime_suite}, criu {criu_suite}"
                 return versions
             say(f"installing from {runtime_suite}/{criu_suite} failed; trying the next suite")
@@ -237,17 +230,6 @@ def _install_runtime(root: Path, criu: str, log: Path) -> dict[str, str]:
             for stale in (root / "etc/apt/preferences.d").iterdir():
                 stale.unlink()
     raise SystemExit(f"cri-harness: cannot install containerd, runc and CRIU (see {log})")
-
-
-def _root_versions(root: Path, log: Path) -> dict[str, str]:
-    out = subprocess.run(
-        ["chroot", str(root), "dpkg-query", "-W", "-f=${Package} ${Version}\\n"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    installed = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
-    return {name: installed.get(name, "?") for name in ("containerd", "runc", "criu")}
 
 
 def _versions_line(versions: dict[str, str]) -> str:
@@ -315,12 +297,6 @@ def build_image(path: Path, busybox: Path = Path("/bin/busybox")) -> None:
         _add(layout, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait(what: str, ready: Any, proc: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not ready():
@@ -332,27 +308,16 @@ def _wait(what: str, ready: Any, proc: subprocess.Popen[bytes], log: Path, secon
 
 def start_registry(directory: Path) -> tuple[int, int]:
     """Debian's docker-registry on a free loopback port. Returns (pid, port)."""
-    port = _free_port()
     storage = directory / "registry"
     storage.mkdir(exist_ok=True)
-    config = directory / "registry.yml"
-    config.write_text(REGISTRY_CONFIG.format(storage=storage, port=port))
-    log = directory / "registry.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdout=out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc, port = registry_process(directory, storage, detach=True)
 
     def ready() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return True
         return False
 
-    _wait("docker-registry", ready, proc, log, 30)
+    _wait("docker-registry", ready, proc, directory / "registry.log", 30)
     return proc.pid, port
 
 

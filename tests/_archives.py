@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 
 def add_file(
@@ -22,6 +25,31 @@ def add_link(tf: tarfile.TarFile, name: str, target: str, kind: bytes = tarfile.
     info.type = kind
     info.linkname = target
     tf.addfile(info)
+
+
+@contextlib.contextmanager
+def rewritten(
+    source: bytes,
+    out: Path,
+    edit: Callable[[str, bytes], bytes | None] = lambda _name, _data: None,
+    *,
+    tar_format: int = tarfile.DEFAULT_FORMAT,
+) -> Iterator[tarfile.TarFile]:
+    """Copy the archive ``source`` (its bytes) to ``out`` member by member, a file's data
+    replaced by ``edit(name, data)`` unless that returns None; the writer is yielded so that the
+    caller can add members after them."""
+    with (
+        tarfile.open(fileobj=io.BytesIO(source)) as src,
+        tarfile.open(out, mode="w", format=tar_format) as dst,
+    ):
+        for info in src.getmembers():
+            fh = src.extractfile(info)
+            data = fh.read() if fh is not None else None
+            if data is not None and (changed := edit(info.name, data)) is not None:
+                data = changed
+                info.size = len(data)
+            dst.addfile(info, io.BytesIO(data) if data is not None else None)
+        yield dst
 
 
 def minimal_checkpoint(extra: list[tuple[str, bytes]] | None = None, *, pages: int = 2) -> bytes:

@@ -27,7 +27,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(url: str, proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
+def wait_for(url: str, proc: subprocess.Popen[Any], seconds: float = 60) -> None:
+    """Until ``url`` answers 2xx; fails when ``proc`` exits first or after ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:

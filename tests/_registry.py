@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._fleet import free_port
+
 CONFIG = """\
 version: 0.1
 log:
@@ -32,12 +34,6 @@ auth:
     realm: kcheckpoint-test
     path: {htpasswd}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tools_missing(*names: str) -> list[str]:
@@ -78,22 +74,35 @@ def registry(
         yield running
 
 
-@contextlib.contextmanager
-def _serve(directory: Path, auth: str) -> Iterator[Registry]:
+def registry_process(
+    directory: Path, storage: Path, auth: str = "", *, detach: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start docker-registry with its blobs under ``storage``, on a free loopback port, with
+    ``auth`` (an ``auth:`` section: AUTH or TOKEN_AUTH) when given; its configuration goes to
+    ``directory/registry.yml`` and its output to ``directory/registry.log``. Returns the process
+    (not answering yet) and the port. ``detach``: in a session of its own, to outlive the caller,
+    as the harness (scripts/cri_harness.py) runs it."""
     port = free_port()
-    storage = directory / "storage"
-    config = directory / "config.yml"
+    config = directory / "registry.yml"
     config.write_text(CONFIG.format(storage=storage, port=port, auth=auth))
-    log = open(directory / "registry.log", "ab")  # noqa: SIM115
     # docker-registry reads REGISTRY_* variables as configuration (REGISTRY_AUTH_FILE too)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
+    with open(directory / "registry.log", "ab") as log:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=detach,
+        )
+    return proc, port
+
+
+@contextlib.contextmanager
+def _serve(directory: Path, auth: str) -> Iterator[Registry]:
+    storage = directory / "storage"
+    proc, port = registry_process(directory, storage, auth)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -110,7 +119,6 @@ def _serve(directory: Path, auth: str) -> Iterator[Registry]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 @contextlib.contextmanager
@@ -178,32 +186,19 @@ def token_registry(directory: Path, user: str, password: str) -> Iterator[Regist
     """A docker-registry that asks for a bearer token from a token service of our own, which
     grants one to ``user``/``password`` (basic auth) for the scope asked for."""
     import base64
-    import datetime
     import json
     import secrets
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from urllib.parse import parse_qs, urlparse
 
-    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.x509.oid import NameOID
+
+    from .capture.certs import self_signed_ca
 
     directory.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kc-test-token-signer")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed_ca("kc-test-token-signer", key)
     bundle = directory / "token-ca.pem"
     bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()

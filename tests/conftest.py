@@ -5,10 +5,15 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .capture.app_fixtures import Capture
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -67,6 +72,34 @@ def cli(capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPa
         return CliResult(code, captured.out.decode(), captured.err.decode())
 
     return run
+
+
+def needs_containerd(missing: str) -> list[pytest.MarkDecorator]:
+    """The marks of a module that runs on the harness's containerd 2.x: skipped without one.
+    ``missing`` says what for: "no containerd 2.x {missing}"."""
+    return [
+        pytest.mark.containerd,
+        pytest.mark.skipif(
+            not os.environ.get("KCHECKPOINT_TEST_CRI"),
+            reason=f"KCHECKPOINT_TEST_CRI is not set: no containerd 2.x {missing} "
+            "(.ci/run starts one; by hand: python3 scripts/cri_harness.py start DIR)",
+        ),
+    ]
+
+
+def container_of(summary: dict[str, Any]) -> tuple[str, str, str, str]:
+    """The container of a summary (JSON) as (engine, namespace, pod, name)."""
+    container = summary["container"]
+    return (container["engine"], container["namespace"], container["pod"], container["name"])
+
+
+@pytest.fixture
+def cap(tmp_path: Path) -> Iterator[Capture]:
+    """The capture service's app against the fake runtime, on a fresh root dir."""
+    from .capture.app_fixtures import running_capture
+
+    with running_capture(tmp_path) as capture:
+        yield capture
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,12 +21,6 @@ NAME = re.compile(
 )
 
 
-@pytest.fixture
-def cap(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with running_capture(tmp_path) as capture:
-        yield capture
-
-
 def test_success_is_exactly_the_kubelet_body(cap: Capture) -> None:
     response: Any = cap.post("default/web/app")
     assert response.status_code == 200
@@ -169,6 +163,7 @@ def test_an_archive_written_after_the_deadline_is_removed_without_another_captur
         ("?timeout=7", 7),
         ("?timeout=1&timeout=9", 9),
         ("?timeout=9&timeout=1", 5),
+        ("?timeout=86400", 86400),  # the maximum
     ],
 )
 def test_timeout_only_lengthens_and_the_last_value_wins(
@@ -180,12 +175,18 @@ def test_timeout_only_lengthens_and_the_last_value_wins(
         assert request.timeout == field
 
 
+UNPARSABLE = ["5s", "", "%205", "5%20", "1e3", "0x10", "1_000", "9223372036854775808", "abc"]
+HUGE = ["86401", "99999999999", str(2**63 - 1)]
+
+
 @pytest.mark.parametrize(
-    "value", ["5s", "", "%205", "5%20", "1e3", "0x10", "1_000", "9223372036854775808", "abc"]
+    ("value", "message"),
+    [(v, "cannot parse value of timeout parameter") for v in UNPARSABLE]
+    + [(v, "timeout must be at most 86400 seconds") for v in HUGE],
 )
-def test_unparsable_timeout_is_400(cap: Capture, value: str) -> None:
+def test_an_unparsable_or_huge_timeout_is_400(cap: Capture, value: str, message: str) -> None:
     response: Any = cap.post("default/web/app", query=f"?timeout={value}")
-    assert (response.status_code, response.text) == (400, "cannot parse value of timeout parameter")
+    assert (response.status_code, response.text) == (400, message)
     assert cap.cri.service.calls == []
 
 

@@ -23,12 +23,6 @@ from .capture.app_fixtures import ALICE, BOB, OPS, Capture, bearer, running_capt
 from .capture.fake_cri import PAYLOAD
 
 
-@pytest.fixture
-def cap(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with running_capture(tmp_path) as capture:
-        yield capture
-
-
 def capture_one(cap: Capture, target: str = "default/web/app") -> str:
     response: Any = cap.post(target)
     assert response.status_code == 200, response.text

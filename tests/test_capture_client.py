@@ -9,7 +9,6 @@ import ssl
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from kcheckpoint.capture.demo import SAMPLE
 from kcheckpoint.capture.names import InvalidName
 from kcheckpoint.errors import TransferError
 
+from ._fleet import free_port, wait_for
 from .capture.app_fixtures import ALICE, OPS, Capture, bearer, running_capture
 from .capture.certs import make_pki
 from .capture.fake_cri import PAYLOAD
@@ -198,46 +198,38 @@ def test_target_parsing() -> None:
 
 def test_tls_requires_a_client_certificate(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
-    with running_capture(tmp_path) as cap:
-        ssl_kwargs = {
-            "ssl_certfile": str(pki.server_cert),
-            "ssl_keyfile": str(pki.server_key),
-            "ssl_ca_certs": str(pki.ca),
-            "ssl_cert_reqs": ssl.CERT_REQUIRED,
-        }
-        with serving(create_app(cap.settings), **ssl_kwargs) as url:
+    with (
+        running_capture(tmp_path) as cap,
+        serving(create_app(cap.settings), **pki.server_ssl()) as url,
+    ):
 
-            def context(cert: Path | None, key: Path | None) -> ssl.SSLContext:
-                tls = ssl.create_default_context(cafile=str(pki.ca))
-                if cert and key:
-                    tls.load_cert_chain(str(cert), str(key))
-                return tls
+        def context(cert: Path | None, key: Path | None) -> ssl.SSLContext:
+            tls = ssl.create_default_context(cafile=str(pki.ca))
+            if cert and key:
+                tls.load_cert_chain(str(cert), str(key))
+            return tls
 
-            target = f"{url}/checkpoint/default/web/app"
-            good = context(pki.client_cert, pki.client_key)
-            assert httpx.post(target, headers=bearer(OPS), verify=good).status_code == 200
-            for cert, key in ((None, None), (pki.other_client_cert, pki.other_client_key)):
-                with pytest.raises(httpx.TransportError):
-                    httpx.post(target, headers=bearer(OPS), verify=context(cert, key))
+        target = f"{url}/checkpoint/default/web/app"
+        good = context(pki.client_cert, pki.client_key)
+        assert httpx.post(target, headers=bearer(OPS), verify=good).status_code == 200
+        for cert, key in ((None, None), (pki.other_client_cert, pki.other_client_key)):
+            with pytest.raises(httpx.TransportError):
+                httpx.post(target, headers=bearer(OPS), verify=context(cert, key))
     assert len(cap.archives()) == 1
 
 
 def test_capture_cli_over_tls(tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     pki = make_pki(tmp_path)
     monkeypatch.setenv("KCHECKPOINT_TOKEN", OPS)
-    with running_capture(tmp_path) as cap:
-        kwargs = {
-            "ssl_certfile": str(pki.server_cert),
-            "ssl_keyfile": str(pki.server_key),
-            "ssl_ca_certs": str(pki.ca),
-            "ssl_cert_reqs": ssl.CERT_REQUIRED,
-        }
-        with serving(create_app(cap.settings), **kwargs) as url:
-            tls = ["--cacert", pki.ca, "--cert", pki.client_cert, "--key", pki.client_key]
-            good: CliResult = cli("capture", url, "default/web/app", *tls)
-            assert good.exit_code == 0, good.stderr
-            bare: CliResult = cli("capture", url, "default/web/app", "--cacert", pki.ca)
-            assert bare.exit_code == 5
+    with (
+        running_capture(tmp_path) as cap,
+        serving(create_app(cap.settings), **pki.server_ssl()) as url,
+    ):
+        tls = ["--cacert", pki.ca, "--cert", pki.client_cert, "--key", pki.client_key]
+        good: CliResult = cli("capture", url, "default/web/app", *tls)
+        assert good.exit_code == 0, good.stderr
+        bare: CliResult = cli("capture", url, "default/web/app", "--cacert", pki.ca)
+        assert bare.exit_code == 5
 
 
 def test_serve_flag_errors_exit_2(cli: Any, tmp_path: Path) -> None:
@@ -256,11 +248,7 @@ def test_serve_flag_errors_exit_2(cli: Any, tmp_path: Path) -> None:
 
 def test_serve_demo_as_the_readme_shows(tmp_path: Path) -> None:
     """`kcheckpoint serve --demo`, then `curl -X POST .../checkpoint/demo/webapp/webapp`."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     root = tmp_path / "root"
     proc = subprocess.Popen(
         [sys.executable, "-m", "kcheckpoint", "serve", "--demo", "--port", str(port),
@@ -271,12 +259,7 @@ def test_serve_demo_as_the_readme_shows(tmp_path: Path) -> None:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_for(f"{base}/healthz", proc)
         health = httpx.get(f"{base}/healthz").json()
         assert health["demo"] is True
         response = httpx.post(f"{base}/checkpoint/demo/webapp/webapp")

@@ -27,13 +27,11 @@ import shutil
 import signal
 import socket
 import stat
-import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,30 +43,29 @@ from kcheckpoint.capture.app import create_app
 from kcheckpoint.capture.runtime import CriClient
 from kcheckpoint.capture.settings import Settings
 
-from .capture.app_fixtures import OPS, TOKENS, bearer
+from ._fleet import free_port
+from .capture.app_fixtures import OPS, ServiceFiles, bearer, service_settings
 from .capture.real_cri import (
+    COUNTER,
+    ENV_FILE,
     Harness,
     RunningPod,
     container_state,
-    container_status,
     exec_sync,
     pods,
-    read_counter,
     remove_all,
-    remove_pod,
-    run_pod,
+    restart_containerd,
+    restore_counter,
     wait_state,
 )
 from .capture.server import serving
+from .conftest import container_of, needs_containerd
 
-ENV_FILE = os.environ.get("KCHECKPOINT_TEST_CRI")
-ROOT = Path(__file__).resolve().parent.parent
 RUNNING, EXITED = 1, 2
 NS = "kcp-real"
 #: planted in the worker's environment: redacted in every default output
 PLANTED_PASSWORD = "hunter2-real-runtime-pw"
-#: the worker counts in a shell variable and writes it to /tmp/counter every 0.2 s
-COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.2; done"
+#: the worker: a little state on disk, then COUNTER
 WORKER = (
     "echo state > /tmp/state; mkdir -p /root/x && echo y > /root/x/y; rm -f /etc/group; " + COUNTER
 )
@@ -78,26 +75,7 @@ BIG = (
     "trap 'exit 0' TERM; sleep 2147483647 & wait"
 )
 
-pytestmark = [
-    pytest.mark.containerd,
-    pytest.mark.skipif(
-        not ENV_FILE,
-        reason="KCHECKPOINT_TEST_CRI is not set: no containerd 2.x to test against "
-        "(.ci/run starts one; by hand: python3 scripts/cri_harness.py start DIR)",
-    ),
-]
-
-
-def restart_containerd(harness_dir: Path) -> None:
-    harness = ROOT / "scripts" / "cri_harness.py"
-    command = [sys.executable, str(harness), "restart-containerd", str(harness_dir)]
-    subprocess.run(command, check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+pytestmark = needs_containerd("to test against")
 
 
 @dataclass
@@ -155,16 +133,11 @@ def fleet() -> Iterator[Fleet]:
 
 
 @dataclass
-class Service:
+class Service(ServiceFiles):
+    """The app under a real uvicorn."""
+
     url: str
     settings: Settings
-
-    @property
-    def directory(self) -> Path:
-        return self.settings.checkpoint_dir
-
-    def files(self) -> list[str]:
-        return sorted(os.listdir(self.directory))
 
     def post(self, target: str, query: str = "", timeout: float = 120) -> httpx.Response:
         return httpx.post(
@@ -176,16 +149,7 @@ class Service:
 def service(fleet: Fleet, **overrides: Any) -> Iterator[Service]:
     """The app under a real uvicorn, on a fresh root dir that containerd can see."""
     root = Path(tempfile.mkdtemp(prefix="svc-", dir=fleet.work))
-    tokens = root / "tokens.csv"
-    tokens.write_text(TOKENS)
-    settings = Settings(
-        root_dir=root,
-        runtime_endpoint=fleet.harness.reload().endpoint,
-        runtime_request_timeout=60.0,
-        token_auth_file=tokens,
-        audit_log=root / "audit.jsonl",
-    )
-    settings = replace(settings, **overrides)
+    settings = service_settings(root, fleet.harness.reload().endpoint, 60.0, **overrides)
     with serving(create_app(settings)) as url:
         yield Service(url, settings)
 
@@ -234,14 +198,8 @@ def test_summary_and_inspect_read_the_real_archive(worker_archive: Path, cli: An
     assert result.exit_code == 0, result.stderr
     assert "memory may hold passwords" in result.stderr  # the secrets warning
     summary = json.loads(result.stdout)["archives"][0]["summary"]
-    container = summary["container"]
-    assert (container["engine"], container["namespace"], container["pod"], container["name"]) == (
-        "containerd",
-        NS,
-        "web",
-        "app",
-    )
-    assert container["runtime"] == "io.containerd.runc.v2"
+    assert container_of(summary) == ("containerd", NS, "web", "app")
+    assert summary["container"]["runtime"] == "io.containerd.runc.v2"
     assert summary["main_command"].startswith("/bin/sh -c 'echo state > /tmp/state;")
     assert summary["processes"] >= 1
     assert summary["problems"] == []
@@ -430,18 +388,11 @@ def test_a_downloaded_archive_restores_and_the_process_keeps_counting(
 
     spec = fleet.harness.pod(NS, "web-restored", "app")
     with fleet.channel() as channel:
-        restored = run_pod(channel, spec, fleet.work / "pod-logs", image=str(transferred))
-        try:
-            first = read_counter(channel, restored.container_id)
-            time.sleep(1.5)
-            later = read_counter(channel, restored.container_id)
-            status = container_status(channel, restored.container_id)
-        finally:
-            remove_pod(channel, restored.sandbox_id)
+        restored = restore_counter(channel, spec, fleet.work / "pod-logs", str(transferred))
     # a fresh start would count from 1; the restored shell carries on from its saved value
-    assert saved <= first < saved + 25, (saved, first)
-    assert later > first
-    assert status.annotations["restored"] == "true"
+    assert saved <= restored.first < saved + 25, (saved, restored.first)
+    assert restored.later > restored.first
+    assert restored.status.annotations["restored"] == "true"
     # the restored container keeps the planted secret in its environment, and only there
     assert PLANTED_PASSWORD not in response.text
 

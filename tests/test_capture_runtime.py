@@ -10,6 +10,7 @@ from typing import TypeVar
 import grpc
 import pytest
 
+from kcheckpoint import errors
 from kcheckpoint.capture.runtime import (
     ERROR_CLASSES,
     GO_CODE_NAMES,
@@ -17,16 +18,6 @@ from kcheckpoint.capture.runtime import (
     CriClient,
     from_runtime,
     resolve_endpoint,
-)
-from kcheckpoint.errors import (
-    CaptureError,
-    CheckpointFailed,
-    CheckpointTimeout,
-    CheckpointUnsupported,
-    ContainerNotFound,
-    ContainerNotRunning,
-    PodNotFound,
-    RuntimeUnavailable,
 )
 
 from .capture.fake_cri import FakeCri, running_fake_cri
@@ -72,12 +63,12 @@ def test_prefers_the_newest_ready_sandbox(cri: FakeCri) -> None:
 @pytest.mark.parametrize(
     ("namespace", "pod", "container", "error", "message"),
     [
-        ("default", "nope", "app", PodNotFound, "pod does not exist"),
-        ("nope", "web", "app", PodNotFound, "pod does not exist"),
-        ("default", "web", "nope", ContainerNotFound, "container nope does not exist"),
-        ("default", "web", "sidecar", ContainerNotRunning, "container sidecar not found"),
-        ("default", "old", "app", ContainerNotRunning, "container app not found"),
-        ("default", "old", "nope", ContainerNotFound, "container nope does not exist"),
+        ("default", "nope", "app", errors.PodNotFound, "pod does not exist"),
+        ("nope", "web", "app", errors.PodNotFound, "pod does not exist"),
+        ("default", "web", "nope", errors.ContainerNotFound, "container nope does not exist"),
+        ("default", "web", "sidecar", errors.ContainerNotRunning, "container sidecar not found"),
+        ("default", "old", "app", errors.ContainerNotRunning, "container app not found"),
+        ("default", "old", "nope", errors.ContainerNotFound, "container nope does not exist"),
     ],
 )
 def test_lookup_misses_follow_the_kubelet(
@@ -103,30 +94,30 @@ def test_checkpoint_sends_id_location_and_timeout(cri: FakeCri, tmp_path: Path) 
 def test_container_status(cri: FakeCri) -> None:
     status = run(cri.endpoint, lambda c: c.container_status("ctr-app"))
     assert status.metadata.name == "app"
-    with pytest.raises(ContainerNotFound, match="code = NotFound"):
+    with pytest.raises(errors.ContainerNotFound, match="code = NotFound"):
         run(cri.endpoint, lambda c: c.container_status("missing"))
 
 
 EXPECTED = {
-    grpc.StatusCode.NOT_FOUND: ContainerNotFound,
-    grpc.StatusCode.FAILED_PRECONDITION: ContainerNotRunning,
-    grpc.StatusCode.UNIMPLEMENTED: CheckpointUnsupported,
-    grpc.StatusCode.DEADLINE_EXCEEDED: CheckpointTimeout,
-    grpc.StatusCode.UNAVAILABLE: RuntimeUnavailable,
+    grpc.StatusCode.NOT_FOUND: errors.ContainerNotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.ContainerNotRunning,
+    grpc.StatusCode.UNIMPLEMENTED: errors.CheckpointUnsupported,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.CheckpointTimeout,
+    grpc.StatusCode.UNAVAILABLE: errors.RuntimeUnavailable,
 }
 
 
 @pytest.mark.parametrize("code", [c for c in grpc.StatusCode if c is not grpc.StatusCode.OK])
 def test_every_grpc_status_code_maps_once(cri: FakeCri, code: grpc.StatusCode) -> None:
     cri.service.fail["CheckpointContainer"] = (code, "the runtime said no")
-    with pytest.raises(CaptureError) as info:
+    with pytest.raises(errors.CaptureError) as info:
         run(cri.endpoint, lambda c: c.checkpoint("ctr-app", "/x", timeout_field=1, deadline=5))
     exc = info.value
-    assert type(exc) is EXPECTED.get(code, CheckpointFailed)
+    assert type(exc) is EXPECTED.get(code, errors.CheckpointFailed)
     assert exc.message == f"rpc error: code = {GO_CODE_NAMES[code]} desc = the runtime said no"
     assert isinstance(exc.__cause__, grpc.RpcError)
     assert from_runtime(exc)
-    if isinstance(exc, CheckpointFailed):
+    if isinstance(exc, errors.CheckpointFailed):
         assert exc.code == GO_CODE_NAMES[code]
 
 
@@ -137,7 +128,7 @@ def test_error_map_covers_only_real_codes() -> None:
 
 def test_real_deadline_becomes_checkpoint_timeout(cri: FakeCri, tmp_path: Path) -> None:
     cri.service.delay = 1.0
-    with pytest.raises(CheckpointTimeout, match="code = DeadlineExceeded"):
+    with pytest.raises(errors.CheckpointTimeout, match="code = DeadlineExceeded"):
         run(
             cri.endpoint,
             lambda c: c.checkpoint("ctr-app", str(tmp_path / "x"), timeout_field=1, deadline=0.2),
@@ -155,25 +146,25 @@ def test_unknown_method_on_a_server_without_it(tmp_path: Path) -> None:
     server.add_insecure_port(f"unix://{sock}")
     server.start()
     try:
-        with pytest.raises(CheckpointUnsupported, match="code = Unimplemented"):
+        with pytest.raises(errors.CheckpointUnsupported, match="code = Unimplemented"):
             run(f"unix://{sock}", lambda c: c.checkpoint("x", "/x", timeout_field=1, deadline=5))
     finally:
         server.stop(0)
 
 
 def test_runtime_down_is_unavailable(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeUnavailable, match="code = Unavailable"):
+    with pytest.raises(errors.RuntimeUnavailable, match="code = Unavailable"):
         run(f"unix://{tmp_path}/none.sock", lambda c: c.version(), timeout=1)
 
 
 def test_resolve_endpoint(tmp_path: Path) -> None:
     assert resolve_endpoint("unix:///x.sock") == "unix:///x.sock"
-    with pytest.raises(RuntimeUnavailable, match="unsupported"):
+    with pytest.raises(errors.RuntimeUnavailable, match="unsupported"):
         resolve_endpoint("tcp://localhost:1")
     sock = tmp_path / "crio.sock"
     sock.touch()
     candidates = (f"unix://{tmp_path}/containerd.sock", f"unix://{sock}")
     assert resolve_endpoint(None, candidates) == f"unix://{sock}"
     sock.unlink()
-    with pytest.raises(RuntimeUnavailable, match="no CRI runtime socket"):
+    with pytest.raises(errors.RuntimeUnavailable, match="no CRI runtime socket"):
         resolve_endpoint(None, candidates)

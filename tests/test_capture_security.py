@@ -26,12 +26,6 @@ from kcheckpoint.errors import InputError
 from .capture.app_fixtures import ALICE, BOB, OPS, TOKENS, Capture, bearer, running_capture
 
 
-@pytest.fixture
-def cap(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with running_capture(tmp_path) as capture:
-        yield capture
-
-
 @pytest.mark.parametrize(
     "headers",
     [

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from ._archives import add_file, add_link, minimal_checkpoint
+from ._archives import add_file, add_link, minimal_checkpoint, rewritten
 from .conftest import IDLE, PODMAN_T1
 
 
@@ -169,19 +169,12 @@ def test_missing_spec_dump_is_a_problem_not_a_crash(cli, tmp_path: Path) -> None
 
 
 def test_hostile_member_names_are_reported_not_followed(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import io
-
-    data = minimal_checkpoint()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(data)) as base, tarfile.open(fileobj=out, mode="w") as tf:
-        for info in base.getmembers():
-            tf.addfile(info, base.extractfile(info))
+    path = tmp_path / "hostile.tar"
+    with rewritten(minimal_checkpoint(), path) as tf:
         add_file(tf, "../../etc/evil", b"x")
         add_file(tf, "/abs/path", b"x")
         add_link(tf, "checkpoint/escape", "../../../etc/shadow")
         add_link(tf, "checkpoint/abs", "/etc/shadow")
-    path = tmp_path / "hostile.tar"
-    path.write_bytes(out.getvalue())
     result = cli("list", "--format", "json", path)
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ._archives import add_file, add_link, minimal_checkpoint
+from ._archives import add_file, add_link, minimal_checkpoint, rewritten
 from .conftest import ALL_FIXTURES, CONTAINERD, IDLE, PODMAN_T1, fixture_id
 
 
@@ -49,21 +48,14 @@ def test_manifest_extract_sha256sum_c(cli, tmp_path: Path, path: Path) -> None: 
 
 
 def _hostile(tmp_path: Path) -> Path:
-    out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=io.BytesIO(minimal_checkpoint())) as base,
-        tarfile.open(fileobj=out, mode="w") as tf,
-    ):
-        for info in base.getmembers():
-            tf.addfile(info, base.extractfile(info))
+    path = tmp_path / "hostile.tar"
+    with rewritten(minimal_checkpoint(), path) as tf:
         add_file(tf, "../escape.txt", b"evil")
         add_file(tf, "/tmp/absolute-evil.txt", b"evil")
         add_link(tf, "checkpoint/link-out", "../../outside")
         add_link(tf, "checkpoint/link-abs", "/etc/passwd")
         add_link(tf, "checkpoint/link-in", "core-1.img")
         add_file(tf, "checkpoint/link-out/through.txt", b"written through a link?")
-    path = tmp_path / "hostile.tar"
-    path.write_bytes(out.getvalue())
     return path
 
 

@@ -63,6 +63,39 @@ class Fleet:
         return kcheckpoint(*args, env={**self.env, **extra})
 
 
+class SecretsRun:
+    """`kcheckpoint secrets @URLS -o jsonl` on a Dask scheduler, watched while it runs. stderr
+    drains on a thread; stdout is read through the same buffered reader throughout
+    (communicate() after a readline() would read the pipe past that reader's buffer)."""
+
+    def __init__(self, fleet: Fleet, urls: Path, scheduler: str) -> None:
+        args = ["secrets", f"@{urls}", "-o", "jsonl", "--scheduler", scheduler]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kcheckpoint", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**fleet.env, "KCHECKPOINT_TOKEN": TOKEN},
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._stdout, stderr = self.proc.stdout, self.proc.stderr
+        self._errors: list[str] = []
+        self._drain = threading.Thread(
+            target=lambda: self._errors.append(stderr.read()), daemon=True
+        )
+        self._drain.start()
+
+    def readline(self) -> str:
+        return self._stdout.readline()
+
+    def finish(self, timeout: float) -> tuple[str, str]:
+        """The rest of stdout and all of stderr, once the command has exited."""
+        rest = self._stdout.read()
+        self.proc.wait(timeout=timeout)
+        self._drain.join(30)
+        return rest, "".join(self._errors)
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     tmp = tmp_path_factory.mktemp("fleet")
@@ -253,29 +286,13 @@ def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(fleet: Fl
         Client(cluster) as client,
     ):
         before = client.run(os.getpid)
-        args = ["secrets", f"@{urls}", "-o", "jsonl", "--scheduler", cluster.scheduler_address]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kcheckpoint", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**fleet.env, "KCHECKPOINT_TOKEN": TOKEN},
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        # stderr drains on a thread; stdout is read through the same buffered reader throughout
-        # (communicate() after a readline() would read the pipe past that reader's buffer)
-        errors: list[str] = []
-        drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
-        drain.start()
-        first = proc.stdout.readline()  # one result is back: the run is under way
+        run = SecretsRun(fleet, urls, cluster.scheduler_address)
+        first = run.readline()  # one result is back: the run is under way
         victim = next(iter(before.values()))
         os.kill(victim, signal.SIGKILL)
-        rest = proc.stdout.read()
-        proc.wait(timeout=240)
-        drain.join(30)
-        stderr = "".join(errors)
+        rest, stderr = run.finish(timeout=240)
         got = rows(first + rest)
-        assert proc.returncode == 1, stderr
+        assert run.proc.returncode == 1, stderr
         assert [r["path"] for r in got] == names
         assert all(r["error"] is None and r["secrets"]["findings"] for r in got)
         deadline = time.monotonic() + 30
@@ -337,26 +354,12 @@ def test_an_interrupt_cancels_what_is_pending_on_the_scheduler(fleet: Fleet) -> 
         ) as cluster,
         Client(cluster) as client,
     ):
-        args = ["secrets", f"@{urls}", "-o", "jsonl", "--scheduler", cluster.scheduler_address]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kcheckpoint", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**fleet.env, "KCHECKPOINT_TOKEN": TOKEN},
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        errors: list[str] = []
-        drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
-        drain.start()
-        proc.stdout.readline()
+        run = SecretsRun(fleet, urls, cluster.scheduler_address)
+        run.readline()
         assert client.run_on_scheduler(_tasks_on) > 0
-        proc.send_signal(signal.SIGINT)
-        rest = proc.stdout.read()  # through the same reader as the readline() (see above)
-        proc.wait(timeout=120)
-        drain.join(30)
-        stderr = "".join(errors)
-        assert proc.returncode == 130
+        run.proc.send_signal(signal.SIGINT)
+        rest, stderr = run.finish(timeout=120)
+        assert run.proc.returncode == 130
         assert len(rows(rest)) < 19
         assert "Traceback" not in stderr
         deadline = time.monotonic() + 30

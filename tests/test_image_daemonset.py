@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import ssl
 import stat
 import subprocess
@@ -36,9 +35,12 @@ import pytest
 from kcheckpoint import __version__
 from kcheckpoint._proto.cri import api_pb2, lifecycle_pb2
 
+from ._fleet import free_port
 from .capture import certs, kubelet
 from .capture.app_fixtures import OPS, TOKENS, bearer
 from .capture.real_cri import (
+    COUNTER,
+    ENV_FILE,
     Harness,
     RunningPod,
     call,
@@ -48,27 +50,13 @@ from .capture.real_cri import (
     pull_image,
     remove_pod,
 )
+from .conftest import container_of, needs_containerd
 
-ENV_FILE = os.environ.get("KCHECKPOINT_TEST_CRI")
 ROOT = Path(__file__).resolve().parent.parent
 NS = "kcp-image"
 RUNNING = 1
-COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.2; done"
 
-pytestmark = [
-    pytest.mark.containerd,
-    pytest.mark.skipif(
-        not ENV_FILE,
-        reason="KCHECKPOINT_TEST_CRI is not set: no containerd 2.x to run the image on "
-        "(.ci/run starts one; by hand: python3 scripts/cri_harness.py start DIR)",
-    ),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+pytestmark = needs_containerd("to run the image on")
 
 
 def image_layout(harness_dir: Path) -> Path:
@@ -214,13 +202,7 @@ def test_post_from_the_container_checkpoints_another_pod(deployed: Deployed, cli
     result = cli("--no-times", "summary", "--format", "json", str(archive))
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)["archives"][0]["summary"]
-    container = summary["container"]
-    assert (container["engine"], container["namespace"], container["pod"], container["name"]) == (
-        "containerd",
-        NS,
-        "web",
-        "app",
-    )
+    assert container_of(summary) == ("containerd", NS, "web", "app")
     assert summary["processes"] >= 1 and summary["problems"] == []
     # the audit log went to the host path the manifest mounts
     audit = [json.loads(line) for line in (deployed.values.audit_dir / "audit.jsonl").open()]

@@ -10,15 +10,20 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "kcheckpoint"
 
 
-def test_inspect_imports_no_cli_or_server_framework() -> None:
-    code = (
-        "import sys, kcheckpoint.inspect, kcheckpoint.inspect.summary;"
-        "names = ('typer', 'fastapi', 'grpc', 'tabulate', 'uvicorn');"
-        "bad = [m for m in names if m in sys.modules];"
-        "print(','.join(bad))"
+def imported_after(code: str, names: tuple[str, ...]) -> str:
+    """Which of ``names`` a fresh interpreter has imported once ``code`` ran, comma separated
+    (written to stderr, so that stdout stays ``code``'s), and anything else it wrote there."""
+    probe = (
+        f"{code}\nimport sys\n"
+        f"print(','.join(m for m in {names!r} if m in sys.modules), file=sys.stderr)"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert out.stderr.strip() == ""
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    return out.stderr.strip()
+
+
+def test_inspect_imports_no_cli_or_server_framework() -> None:
+    code = "import kcheckpoint.inspect, kcheckpoint.inspect.summary"
+    assert imported_after(code, ("typer", "fastapi", "grpc", "tabulate", "uvicorn")) == ""
 
 
 def test_inspect_never_prints_or_exits() -> None:
@@ -30,16 +35,21 @@ def test_inspect_never_prints_or_exits() -> None:
 
 def test_a_command_imports_only_its_own_module() -> None:
     """Start-up cost: `summary` must not import the capture service or the diff engine."""
-    code = (
-        "import sys; from kcheckpoint.cli import main;"
-        "main(['summary', '--help']);"
-        "names = ('fastapi', 'grpc', 'uvicorn', 'kcheckpoint.cli.commands.diff_cmd',"
-        " 'kcheckpoint.cli.commands.serve_cmd', 'kcheckpoint.inspect.rules.secrets',"
-        " 'dask', 'distributed', 'fsspec', 's3fs', 'kcheckpoint.remote.fanout');"
-        "print(','.join(m for m in names if m in sys.modules), file=sys.stderr)"
+    names = (
+        "fastapi",
+        "grpc",
+        "uvicorn",
+        "kcheckpoint.cli.commands.diff_cmd",
+        "kcheckpoint.cli.commands.serve_cmd",
+        "kcheckpoint.inspect.rules.secrets",
+        "dask",
+        "distributed",
+        "fsspec",
+        "s3fs",
+        "kcheckpoint.remote.fanout",
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert out.stderr.strip() == ""
+    code = "from kcheckpoint.cli import main; main(['summary', '--help'])"
+    assert imported_after(code, names) == ""
 
 
 # The rooms of src/kcheckpoint and what each may import (besides itself, the standard library

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,42 +26,30 @@ import httpx
 import pytest
 
 from kcheckpoint.capture.app import create_app
-from kcheckpoint.capture.settings import Settings
 
-from .capture.app_fixtures import OPS, TOKENS
+from .capture.app_fixtures import OPS, service_settings
 from .capture.real_cri import (
+    COUNTER,
+    ENV_FILE,
     Harness,
     RunningPod,
-    container_status,
     pods,
     pull_image,
-    read_counter,
-    remove_pod,
-    run_pod,
+    restart_containerd,
+    restore_counter,
 )
 from .capture.server import serving
+from .conftest import needs_containerd
 
-ENV_FILE = os.environ.get("KCHECKPOINT_TEST_CRI")
 NS = "kcp-oci"
-COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.2; done"
 
-pytestmark = [
-    pytest.mark.containerd,
-    pytest.mark.skipif(
-        not ENV_FILE,
-        reason="KCHECKPOINT_TEST_CRI is not set: no containerd 2.x to test against "
-        "(.ci/run starts one; by hand: python3 scripts/cri_harness.py start DIR)",
-    ),
-]
+pytestmark = needs_containerd("to test against")
 
 
 @pytest.fixture(scope="module")
 def harness() -> Harness:
     assert ENV_FILE
-    script = Path(__file__).resolve().parent.parent / "scripts" / "cri_harness.py"
-    # a no-op unless an earlier test left containerd dead (the capture tests kill it once)
-    command = [sys.executable, str(script), "restart-containerd", str(Path(ENV_FILE).parent)]
-    subprocess.run(command, check=True)
+    restart_containerd(Path(ENV_FILE).parent)  # the capture tests kill it once
     return Harness.load(ENV_FILE)
 
 
@@ -94,15 +81,7 @@ def pushed(harness: Harness, work: Path, counter: RunningPod, registry_host: str
 
     root = work / "svc"
     root.mkdir()
-    tokens = root / "tokens.csv"
-    tokens.write_text(TOKENS)
-    settings = Settings(
-        root_dir=root,
-        runtime_endpoint=harness.endpoint,
-        runtime_request_timeout=60.0,
-        token_auth_file=tokens,
-        audit_log=root / "audit.jsonl",
-    )
+    settings = service_settings(root, harness.endpoint, 60.0)
     out = work / "capture.json"
     os.environ["KCHECKPOINT_TOKEN"] = OPS
     try:
@@ -178,15 +157,8 @@ def test_containerd_pulls_the_image_and_restores_the_counter(
         assert pull_image(harness.endpoint, image).startswith("sha256:")
     spec = harness.pod(NS, f"restored-{by}", "app")
     with grpc.insecure_channel(harness.endpoint) as channel:
-        restored = run_pod(channel, spec, work / "pod-logs", image=image)
-        try:
-            first = read_counter(channel, restored.container_id)
-            time.sleep(1.5)
-            later = read_counter(channel, restored.container_id)
-            status = container_status(channel, restored.container_id)
-        finally:
-            remove_pod(channel, restored.sandbox_id)
+        restored = restore_counter(channel, spec, work / "pod-logs", image)
     # a fresh start would count from 1; the restored shell carries on from its saved value
-    assert saved <= first < saved + 25, (saved, first)
-    assert later > first
-    assert status.annotations["restored"] == "true"
+    assert saved <= restored.first < saved + 25, (saved, restored.first)
+    assert restored.later > restored.first
+    assert restored.status.annotations["restored"] == "true"

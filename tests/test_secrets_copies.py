@@ -28,6 +28,7 @@ from kcheckpoint.inspect.rules.secrets import (
     scan_chunks,
 )
 
+from ._archives import add_file, rewritten
 from .conftest import CONTAINERD, CRIO, PODMAN_T1, PODMAN_T2, PODMAN_T3, fixture_id
 
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -141,24 +142,12 @@ def _rewrite(
     edit: dict[str, Callable[[bytes], bytes]],
     add: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
 ) -> Path:
-    buf = io.BytesIO()
-    with (
-        tarfile.open(PODMAN_T1) as src,
-        tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as dst,
-    ):
-        for info in src.getmembers():
-            fh = src.extractfile(info)
-            data = fh.read() if fh is not None else None
-            if data is not None and info.name in edit:
-                data = edit[info.name](data)
-                info.size = len(data)
-            dst.addfile(info, io.BytesIO(data) if data is not None else None)
+    def change(name: str, data: bytes) -> bytes | None:
+        return edit[name](data) if name in edit else None
+
+    with rewritten(PODMAN_T1.read_bytes(), out, change, tar_format=tarfile.GNU_FORMAT) as dst:
         for name, data in add:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1_764_092_815
-            dst.addfile(info, io.BytesIO(data))
-    out.write_bytes(buf.getvalue())
+            add_file(dst, name, data, mtime=1_764_092_815)
     return out
 
 

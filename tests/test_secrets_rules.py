@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import itertools
 import json
 import tarfile
@@ -22,6 +21,7 @@ from kcheckpoint.inspect.rules.secrets import (
     scan_chunks,
 )
 
+from ._archives import rewritten
 from .conftest import PODMAN_T1
 
 ENGINES = ["python", "hyperscan"]
@@ -153,27 +153,20 @@ def test_previews_never_hold_more_than_the_public_prefix() -> None:
 
 
 def test_an_archive_without_secrets_exits_0(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    buf = io.BytesIO()
-    with (
-        tarfile.open(PODMAN_T1) as src,
-        tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as out,
-    ):
-        for info in src.getmembers():
-            fh = src.extractfile(info)
-            data = fh.read() if fh is not None else None
-            if info.name.startswith("checkpoint/pages-"):
-                data = b"\x00" * info.size
-            elif info.name == "spec.dump" and data is not None:
-                spec = json.loads(data)
-                spec["process"]["env"] = ["PATH=/usr/bin", "HOME=/root"]
-                data = json.dumps(spec).encode()
-                info.size = len(data)
-            elif info.name == "config.dump" and data is not None:
-                data = b"{}"
-                info.size = len(data)
-            out.addfile(info, io.BytesIO(data) if data is not None else None)
+    def clean(name: str, data: bytes) -> bytes | None:
+        if name.startswith("checkpoint/pages-"):
+            return b"\x00" * len(data)
+        if name == "spec.dump":
+            spec = json.loads(data)
+            spec["process"]["env"] = ["PATH=/usr/bin", "HOME=/root"]
+            return json.dumps(spec).encode()
+        if name == "config.dump":
+            return b"{}"
+        return None
+
     path = tmp_path / "clean.tar"
-    path.write_bytes(buf.getvalue())
+    with rewritten(PODMAN_T1.read_bytes(), path, clean, tar_format=tarfile.GNU_FORMAT):
+        pass  # nothing to add
     res = cli("secrets", path)
     assert res.exit_code == 0, res.stdout
     assert "0 finding(s)" in res.stdout

@@ -33,12 +33,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@dataclass
-class Capture:
-    """A running app and its fake runtime."""
+class ServiceFiles:
+    """What a capture service under test has written, by its ``settings``."""
 
-    client: TestClient
-    cri: FakeCri
     settings: Settings
 
     @property
@@ -48,6 +45,15 @@ class Capture:
     def files(self) -> list[str]:
         return sorted(p.name for p in self.directory.iterdir())
 
+
+@dataclass
+class Capture(ServiceFiles):
+    """A running app and its fake runtime."""
+
+    client: TestClient
+    cri: FakeCri
+    settings: Settings
+
     def archives(self) -> list[str]:
         return [n for n in self.files() if n.startswith("checkpoint-")]
 
@@ -55,19 +61,29 @@ class Capture:
         return self.client.post(f"/checkpoint/{target}{query}", headers=bearer(token))
 
 
+def service_settings(
+    root: Path, runtime_endpoint: str, timeout: float, work: Path | None = None, **overrides: object
+) -> Settings:
+    """The service's settings: archives below ``root``, TOKENS in ``work/tokens.csv`` and the
+    audit log in ``work/audit.jsonl`` (``work``: ``root`` itself unless given); ``overrides``
+    change any of them."""
+    work = work or root
+    tokens = work / "tokens.csv"
+    tokens.write_text(TOKENS)
+    settings = Settings(
+        root_dir=root,
+        runtime_endpoint=runtime_endpoint,
+        runtime_request_timeout=timeout,
+        token_auth_file=tokens,
+        audit_log=work / "audit.jsonl",
+    )
+    return replace(settings, **overrides)  # type: ignore[arg-type]
+
+
 @contextlib.contextmanager
 def running_capture(tmp_path: Path, **overrides: object) -> Iterator[Capture]:
     """The app on a fresh root dir with the fake runtime; ``overrides`` change Settings."""
-    tokens = tmp_path / "tokens.csv"
-    tokens.write_text(TOKENS)
     with running_fake_cri(tmp_path) as cri:
-        settings = Settings(
-            root_dir=tmp_path / "root",
-            runtime_endpoint=cri.endpoint,
-            runtime_request_timeout=5.0,
-            token_auth_file=tokens,
-            audit_log=tmp_path / "audit.jsonl",
-        )
-        settings = replace(settings, **overrides)  # type: ignore[arg-type]
+        settings = service_settings(tmp_path / "root", cri.endpoint, 5.0, tmp_path, **overrides)
         with TestClient(create_app(settings)) as client:
             yield Capture(client, cri, settings)

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,19 @@ from kcheckpoint.capture.demo import (
 
 #: What the fake runtime writes as an archive: a tiny, valid, plain tar.
 PAYLOAD = b"kcheckpoint fake archive\n" + b"\0" * 1000
+
+
+def _may_fail(method: str) -> Callable[[ScriptedRuntime, Any, Any], Any]:
+    """A servicer method that is recorded and fails as ``fail`` says, else answers as the demo
+    runtime does."""
+    answer = getattr(FakeRuntimeService, method)
+
+    def handle(self: ScriptedRuntime, request: Any, context: Any) -> Any:
+        self._maybe_fail(method, context)
+        return answer(self, request, context)
+
+    handle.__name__ = method
+    return handle
 
 
 class ScriptedRuntime(FakeRuntimeService):
@@ -51,21 +64,10 @@ class ScriptedRuntime(FakeRuntimeService):
             code, details = self.fail[method]
             context.abort(code, details)
 
-    def Version(self, request: Any, context: Any) -> Any:
-        self._maybe_fail("Version", context)
-        return super().Version(request, context)
-
-    def ListPodSandbox(self, request: Any, context: Any) -> Any:
-        self._maybe_fail("ListPodSandbox", context)
-        return super().ListPodSandbox(request, context)
-
-    def ListContainers(self, request: Any, context: Any) -> Any:
-        self._maybe_fail("ListContainers", context)
-        return super().ListContainers(request, context)
-
-    def ContainerStatus(self, request: Any, context: Any) -> Any:
-        self._maybe_fail("ContainerStatus", context)
-        return super().ContainerStatus(request, context)
+    Version = _may_fail("Version")
+    ListPodSandbox = _may_fail("ListPodSandbox")
+    ListContainers = _may_fail("ListContainers")
+    ContainerStatus = _may_fail("ContainerStatus")
 
     def CheckpointContainer(self, request: Any, context: Any) -> Any:
         self.calls.append("CheckpointContainer")

@@ -23,6 +23,10 @@ import grpc
 from kcheckpoint._proto.cri import api_pb2, lifecycle_pb2
 
 HARNESS_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cri_harness.py"
+#: the env.json of the harness's containerd (``cri_harness.py start`` prints it), when one runs
+ENV_FILE = os.environ.get("KCHECKPOINT_TEST_CRI")
+#: a shell that counts in a variable and writes it to /tmp/counter every 0.2 s (read_counter())
+COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.2; done"
 RUNTIME = "/runtime.v1.RuntimeService/"
 IMAGES = "/runtime.v1.ImageService/"
 CGROUP_PARENT = "/kcheckpoint-cri"
@@ -103,6 +107,12 @@ def harness_from_env(prefix: str = "kcp-cri-") -> Iterator[Harness]:
         yield Harness.load(done.stdout.strip().split("=", 1)[1])
     finally:
         subprocess.run([*script, "stop", str(directory)], check=False)
+
+
+def restart_containerd(harness_dir: Path) -> None:
+    """Start the harness's containerd again: a no-op unless a test left it dead."""
+    command = [sys.executable, str(HARNESS_SCRIPT), "restart-containerd", str(harness_dir)]
+    subprocess.run(command, check=True)
 
 
 def pull_image(endpoint: str, image: str) -> str:
@@ -219,16 +229,6 @@ def run_pod(
     return RunningPod(sandbox, created, spec.namespace, spec.name, spec.container)
 
 
-def container_state(channel: grpc.Channel, container_id: str) -> int:
-    status = call(
-        channel,
-        "ContainerStatus",
-        api_pb2.ContainerStatusRequest(container_id=container_id),
-        api_pb2.ContainerStatusResponse,
-    ).status
-    return int(status.state)
-
-
 def container_status(channel: grpc.Channel, container_id: str) -> Any:
     return call(
         channel,
@@ -236,6 +236,10 @@ def container_status(channel: grpc.Channel, container_id: str) -> Any:
         api_pb2.ContainerStatusRequest(container_id=container_id),
         api_pb2.ContainerStatusResponse,
     ).status
+
+
+def container_state(channel: grpc.Channel, container_id: str) -> int:
+    return int(container_status(channel, container_id).state)
 
 
 def wait_state(channel: grpc.Channel, container_id: str, state: int, seconds: float = 20) -> None:
@@ -268,6 +272,30 @@ def read_counter(channel: grpc.Channel, container_id: str, path: str = "/tmp/cou
             return int(text)
         time.sleep(0.02)
     raise RuntimeError(f"{path} stayed empty")
+
+
+@dataclass
+class Restored:
+    """A counter (COUNTER) restored from a checkpoint: its value read twice, 1.5 s apart, and
+    the container's status."""
+
+    first: int
+    later: int
+    status: Any
+
+
+def restore_counter(channel: grpc.Channel, spec: PodSpec, logs: Path, image: str) -> Restored:
+    """Restore the checkpoint ``image`` (an archive's path or a checkpoint image) in a pod of
+    ``spec``, read its counter, and remove the pod again."""
+    restored = run_pod(channel, spec, logs, image=image)
+    try:
+        first = read_counter(channel, restored.container_id)
+        time.sleep(1.5)
+        later = read_counter(channel, restored.container_id)
+        status = container_status(channel, restored.container_id)
+    finally:
+        remove_pod(channel, restored.sandbox_id)
+    return Restored(first, later, status)
 
 
 def remove_pod(channel: grpc.Channel, sandbox_id: str) -> None:
