@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import os
 import stat
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -32,12 +33,7 @@ from . import compare
 from .lockstep import BUFFER, lockstep
 from .memdiff import compare_memory, intersect, normalise, present, subtract
 from .model import (
-    ADDED,
-    CHANGED,
-    DELETED,
-    REMOVED,
-    REPLACED,
-    RESIZED,
+    COUNTED_AS,
     CheckpointDiff,
     DiffSide,
     FsChange,
@@ -319,12 +315,7 @@ def with_counts(diff: CheckpointDiff) -> CheckpointDiff:
     counts: dict[str, SectionCount] = {}
 
     def count(statuses: list[str]) -> SectionCount:
-        return SectionCount(
-            added=statuses.count(ADDED),
-            removed=statuses.count(REMOVED) + statuses.count(DELETED),
-            changed=statuses.count(CHANGED) + statuses.count(RESIZED),
-            replaced=statuses.count(REPLACED),
-        )
+        return SectionCount(**Counter(COUNTED_AS[s] for s in statuses if s in COUNTED_AS))
 
     counts["metadata"] = count([c.status for c in diff.metadata])
     counts["processes"] = count([c.status for c in diff.processes])

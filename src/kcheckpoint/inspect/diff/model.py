@@ -23,6 +23,17 @@ RESIZED = "resized"
 #: Which status is the mirror image of which (diff B A of a record of diff A B).
 MIRROR = {ADDED: REMOVED, REMOVED: ADDED, DELETED: ADDED}
 
+#: The SectionCount field each status is counted in: a deleted path counts as removed, a
+#: resized mapping as changed.
+COUNTED_AS = {
+    ADDED: ADDED,
+    REMOVED: REMOVED,
+    DELETED: REMOVED,
+    CHANGED: CHANGED,
+    RESIZED: CHANGED,
+    REPLACED: REPLACED,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ValueChange:
