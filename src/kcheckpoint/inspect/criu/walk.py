@@ -34,7 +34,7 @@ from kcheckpoint.inspect.model import Problem
 from kcheckpoint.inspect.reader.archive import Entry
 from kcheckpoint.inspect.reader.engines import parse_metadata
 from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive
-from kcheckpoint.inspect.reader.source import ProgressCallback
+from kcheckpoint.inspect.reader.source import CHUNK, ProgressCallback
 
 from .memory import (
     PAGEMAP_RE,
@@ -46,8 +46,6 @@ from .memory import (
     page_size_of,
     runs_of,
 )
-
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from kcheckpoint.inspect.criu.walk import PagesHook
 from kcheckpoint.inspect.model import InputInfo, Problem, secrets_warning
 from kcheckpoint.inspect.reader.engines import container_of, parse_metadata
 from kcheckpoint.inspect.reader.scan import process_count, scan_archive, sizes_of
-from kcheckpoint.inspect.reader.source import ProgressCallback, open_input
+from kcheckpoint.inspect.reader.source import CHUNK, ProgressCallback, open_input
 
 from . import compare
 from .lockstep import BUFFER, lockstep
@@ -52,7 +52,6 @@ from .side import CONTENT_LIMIT, CONTENT_TOTAL, Side, pages_offsets, read_side
 
 #: Lines of unified diff shown per file with --content.
 CONTENT_LINES = 400
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,7 @@ def identical_files(path_a: str, path_b: str) -> str | None:
         if os.path.samestat(os.fstat(fa.fileno()), os.fstat(fb.fileno())):
             return hashlib.file_digest(fa, "sha256").hexdigest()
         while True:
-            ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
+            ca, cb = fa.read(CHUNK), fb.read(CHUNK)
             if ca != cb:
                 return None
             if not ca:
