@@ -211,13 +211,10 @@ class MemberChange:
 
 
 @dataclass(frozen=True, slots=True)
-class SideProblem:
-    """A problem found in one of the two archives."""
+class SideProblem(Problem):
+    """A problem found in one of the two archives; ``side`` is "a" or "b"."""
 
     side: str
-    source: str
-    kind: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,4 +268,4 @@ class CheckpointDiff:
 
 
 def problems_of(side: str, problems: list[Problem]) -> list[SideProblem]:
-    return [SideProblem(side, p.source, p.kind, p.message) for p in problems]
+    return [SideProblem(p.source, p.kind, p.message, side) for p in problems]
