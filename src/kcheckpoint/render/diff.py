@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
+from kcheckpoint.inspect.criu.model import ProcessRef
 from kcheckpoint.inspect.diff.model import (
     ADDED,
     CHANGED,
@@ -22,7 +23,6 @@ from kcheckpoint.inspect.diff.model import (
     MappingDiff,
     ProcessChange,
     ProcessMemoryDiff,
-    ProcessRef,
     SectionCount,
     ValueChange,
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kcheckpoint.inspect.criu.model import ProcessRef
 from kcheckpoint.inspect.model import Container, InputInfo, Problem, SecretsWarning, Sizes
 
 ADDED = "added"
@@ -56,17 +57,6 @@ class MetadataChange:
     b: str | None
     #: True when both values are hidden (env values, without --show-secrets).
     redacted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessRef:
-    """Who a process is on one side."""
-
-    pid: int
-    ppid: int
-    comm: str | None
-    cmdline: list[str] | None
-    state: str
 
 
 @dataclass(frozen=True, slots=True)
