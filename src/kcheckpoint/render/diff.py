@@ -8,10 +8,11 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
+from kcheckpoint.inspect.criu.model import ProcessRef
 from kcheckpoint.inspect.diff.model import (
     ADDED,
     CHANGED,
-    DELETED,
+    COUNTED_AS,
     REMOVED,
     REPLACED,
     RESIZED,
@@ -22,14 +23,17 @@ from kcheckpoint.inspect.diff.model import (
     MappingDiff,
     ProcessChange,
     ProcessMemoryDiff,
-    ProcessRef,
     SectionCount,
     ValueChange,
 )
 
 from .text import ABSENT, printable, size
 
-MARKERS = {ADDED: "A", REMOVED: "D", DELETED: "D", CHANGED: "C", RESIZED: "C", REPLACED: "R"}
+#: One marker per count: a deleted path is marked as removed, a resized mapping as changed.
+MARKERS = {
+    status: {ADDED: "A", REMOVED: "D", CHANGED: "C", REPLACED: "R"}[counted]
+    for status, counted in COUNTED_AS.items()
+}
 TITLES = {
     "metadata": "Metadata",
     "processes": "Processes",

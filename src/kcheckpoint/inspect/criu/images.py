@@ -162,44 +162,45 @@ def _t(kind: str, magic: str | None, entry: type[Message] | None = None, **kw: A
 
 _ANY = r"[^/]+"
 _N = r"\d+"
+#: A file name pattern and the type of the images it names.
+_Named = tuple[str, ImageType]
+
+
+def _one(kind: str, magic: str | None, entry: type[Message] | None = None, **kw: Any) -> _Named:
+    """``KIND.img``: one image of its kind per checkpoint."""
+    return rf"{kind}\.img", _t(kind, magic, entry, **kw)
+
+
+def _each(kind: str, magic: str | None, entry: type[Message] | None = None, **kw: Any) -> _Named:
+    """``KIND-ID.img``: one image per id (of a task, a namespace, a set of pages...)."""
+    return rf"{kind}-{_N}\.img", _t(kind, magic, entry, **kw)
+
+
 _REGISTRY: tuple[tuple[re.Pattern[str], ImageType], ...] = tuple(
     (re.compile(f"^(?:{pattern})$"), kind)
     for pattern, kind in (
-        (r"inventory\.img", _t("inventory", "INVENTORY", inventory_pb2.inventory_entry)),
-        (r"pstree\.img", _t("pstree", "PSTREE", pstree_pb2.pstree_entry)),
-        (rf"core-{_N}\.img", _t("core", "CORE", core_pb2.core_entry)),
-        (rf"ids-{_N}\.img", _t("ids", "IDS", core_pb2.task_kobj_ids_entry)),
-        (rf"mm-{_N}\.img", _t("mm", "MM", mm_pb2.mm_entry)),
+        _one("inventory", "INVENTORY", inventory_pb2.inventory_entry),
+        _one("pstree", "PSTREE", pstree_pb2.pstree_entry),
+        _each("core", "CORE", core_pb2.core_entry),
+        _each("ids", "IDS", core_pb2.task_kobj_ids_entry),
+        _each("mm", "MM", mm_pb2.mm_entry),
         (
             rf"pagemap-(?:shmem-)?{_N}\.img",
-            _t(
-                "pagemap",
-                "PAGEMAP",
-                pagemap_pb2.pagemap_entry,
-                head=pagemap_pb2.pagemap_head,
-            ),
+            _t("pagemap", "PAGEMAP", pagemap_pb2.pagemap_entry, head=pagemap_pb2.pagemap_head),
         ),
-        (rf"pages-{_N}\.img", _t("pages", None)),
-        (r"files\.img", _t("files", "FILES", files_pb2.file_entry)),
-        (rf"fdinfo-{_N}\.img", _t("fdinfo", "FDINFO", files_pb2.fdinfo_entry)),
-        (rf"fs-{_N}\.img", _t("fs", "FS", files_pb2.fs_entry)),
-        (rf"creds-{_N}\.img", _t("creds", "CREDS", core_pb2.creds_entry)),
-        (r"tty-info\.img", _t("tty-info", "TTY_INFO", tty_pb2.tty_info_entry)),
-        (r"tty\.img", _t("tty", "TTY_FILES", files_pb2.tty_file_entry)),
-        (r"tty-data\.img", _t("tty-data", "TTY_DATA", tty_pb2.tty_data_entry)),
-        (r"inetsk\.img", _t("inetsk", "INETSK", sockets_pb2.inet_sk_entry)),
-        (r"unixsk\.img", _t("unixsk", "UNIXSK", sockets_pb2.unix_sk_entry)),
-        (r"packetsk\.img", _t("packetsk", "PACKETSK", sockets_pb2.packet_sock_entry)),
-        (r"netlinksk\.img", _t("netlinksk", "NETLINK_SK", sockets_pb2.netlink_sk_entry)),
-        (
-            r"sk-queues\.img",
-            _t(
-                "sk-queues",
-                "SK_QUEUES",
-                sockets_pb2.sk_packet_entry,
-                extra=lambda e: e.length,
-            ),
-        ),
+        _each("pages", None),
+        _one("files", "FILES", files_pb2.file_entry),
+        _each("fdinfo", "FDINFO", files_pb2.fdinfo_entry),
+        _each("fs", "FS", files_pb2.fs_entry),
+        _each("creds", "CREDS", core_pb2.creds_entry),
+        _one("tty-info", "TTY_INFO", tty_pb2.tty_info_entry),
+        _one("tty", "TTY_FILES", files_pb2.tty_file_entry),
+        _one("tty-data", "TTY_DATA", tty_pb2.tty_data_entry),
+        _one("inetsk", "INETSK", sockets_pb2.inet_sk_entry),
+        _one("unixsk", "UNIXSK", sockets_pb2.unix_sk_entry),
+        _one("packetsk", "PACKETSK", sockets_pb2.packet_sock_entry),
+        _one("netlinksk", "NETLINK_SK", sockets_pb2.netlink_sk_entry),
+        _one("sk-queues", "SK_QUEUES", sockets_pb2.sk_packet_entry, extra=lambda e: e.length),
         (
             rf"tcp-stream-{_ANY}\.img",
             _t(
@@ -209,23 +210,17 @@ _REGISTRY: tuple[tuple[re.Pattern[str], ImageType], ...] = tuple(
                 extra=lambda e: e.inq_len + e.outq_len,
             ),
         ),
-        (rf"mountpoints-{_N}\.img", _t("mountpoints", "MNTS", mnt_pb2.mnt_entry)),
-        (rf"utsns-{_N}\.img", _t("utsns", "UTSNS", namespaces_pb2.utsns_entry)),
-        (rf"timens-{_N}\.img", _t("timens", "TIMENS", namespaces_pb2.timens_entry)),
-        (rf"userns-{_N}\.img", _t("userns", "USERNS", namespaces_pb2.userns_entry)),
-        (rf"pidns-{_N}\.img", _t("pidns", "PIDNS", namespaces_pb2.pidns_entry)),
+        _each("mountpoints", "MNTS", mnt_pb2.mnt_entry),
+        _each("utsns", "UTSNS", namespaces_pb2.utsns_entry),
+        _each("timens", "TIMENS", namespaces_pb2.timens_entry),
+        _each("userns", "USERNS", namespaces_pb2.userns_entry),
+        _each("pidns", "PIDNS", namespaces_pb2.pidns_entry),
         (r"stats-(?:dump|restore)", _t("stats", "STATS", stats_pb2.stats_entry)),
-        (r"reg-files\.img", _t("reg-files", "REG_FILES", files_pb2.reg_file_entry)),
-        (r"pipes\.img", _t("pipes", "PIPES", files_pb2.pipe_entry)),
-        (r"fifo\.img", _t("fifo", "FIFO", files_pb2.fifo_entry)),
-        (
-            r"pipes-data\.img",
-            _t("pipes-data", "PIPES_DATA", files_pb2.pipe_data_entry, extra=lambda e: e.bytes),
-        ),
-        (
-            r"fifo-data\.img",
-            _t("fifo-data", "FIFO_DATA", files_pb2.pipe_data_entry, extra=lambda e: e.bytes),
-        ),
+        _one("reg-files", "REG_FILES", files_pb2.reg_file_entry),
+        _one("pipes", "PIPES", files_pb2.pipe_entry),
+        _one("fifo", "FIFO", files_pb2.fifo_entry),
+        _one("pipes-data", "PIPES_DATA", files_pb2.pipe_data_entry, extra=lambda e: e.bytes),
+        _one("fifo-data", "FIFO_DATA", files_pb2.pipe_data_entry, extra=lambda e: e.bytes),
         (
             rf"ghost-file-{_ANY}\.img",
             _t(
@@ -236,27 +231,24 @@ _REGISTRY: tuple[tuple[re.Pattern[str], ImageType], ...] = tuple(
                 extra=lambda e: e.len,
             ),
         ),
-        (r"memfd\.img", _t("memfd", "MEMFD_INODE", files_pb2.memfd_inode_entry)),
-        (
-            r"remap-fpath\.img",
-            _t("remap-fpath", "REMAP_FPATH", files_pb2.remap_file_path_entry),
-        ),
+        _one("memfd", "MEMFD_INODE", files_pb2.memfd_inode_entry),
+        _one("remap-fpath", "REMAP_FPATH", files_pb2.remap_file_path_entry),
         # Known CRIU images that kcheckpoint checks but does not decode.
-        (r"cgroup\.img", _t("cgroup", "CGROUP")),
-        (r"seccomp\.img", _t("seccomp", "SECCOMP")),
-        (r"apparmor\.img", _t("apparmor", "APPARMOR")),
-        (rf"netdev-{_N}\.img", _t("netdev", "NETDEV")),
-        (rf"netns-{_N}\.img", _t("netns", "NETNS")),
-        (rf"ipcns-var-{_N}\.img", _t("ipcns-var", "IPC_VAR")),
-        (rf"ipcns-shm-{_N}\.img", _t("ipcns-shm", "IPCNS_SHM", framed=False)),
-        (rf"ipcns-msg-{_N}\.img", _t("ipcns-msg", "IPCNS_MSG", framed=False)),
-        (rf"ipcns-sem-{_N}\.img", _t("ipcns-sem", "IPCNS_SEM", framed=False)),
-        (r"filelocks\.img", _t("filelocks", "FILE_LOCKS")),
-        (r"cpuinfo\.img", _t("cpuinfo", "CPUINFO")),
-        (r"pidfd\.img", _t("pidfd", "PIDFD")),
-        (r"bpfmap-file\.img", _t("bpfmap-file", "BPFMAP_FILE")),
-        (r"bpfmap-data\.img", _t("bpfmap-data", "BPFMAP_DATA", framed=False)),
-        (rf"autofs-{_N}\.img", _t("autofs", "AUTOFS")),
+        _one("cgroup", "CGROUP"),
+        _one("seccomp", "SECCOMP"),
+        _one("apparmor", "APPARMOR"),
+        _each("netdev", "NETDEV"),
+        _each("netns", "NETNS"),
+        _each("ipcns-var", "IPC_VAR"),
+        _each("ipcns-shm", "IPCNS_SHM", framed=False),
+        _each("ipcns-msg", "IPCNS_MSG", framed=False),
+        _each("ipcns-sem", "IPCNS_SEM", framed=False),
+        _one("filelocks", "FILE_LOCKS"),
+        _one("cpuinfo", "CPUINFO"),
+        _one("pidfd", "PIDFD"),
+        _one("bpfmap-file", "BPFMAP_FILE"),
+        _one("bpfmap-data", "BPFMAP_DATA", framed=False),
+        _each("autofs", "AUTOFS"),
         (rf"binfmt-misc(?:-{_N})?\.img", _t("binfmt-misc", "BINFMT_MISC")),
         (r"irmap-cache", _t("irmap-cache", "IRMAP_CACHE")),
         # Raw images: iproute2, iptables and tar output stored as they are.
@@ -320,23 +312,29 @@ def read_magic(data: bytes, label: str = "image") -> tuple[int | None, int, str,
     raise BadImageMagic(f"{label}: unknown magic 0x{int.from_bytes(data[:4], 'little'):08x}")
 
 
+def _frame(data: bytes, offset: int, fmt: str, label: str) -> tuple[bytes, int]:
+    """The payload of the size-prefixed entry at ``offset``, and the offset after it."""
+    end = len(data)
+    if end - offset < 4:
+        raise TruncatedImage(f"{label}: entry size cut short at byte {offset}")
+    (size,) = struct.unpack_from(fmt, data, offset)
+    start = offset + 4
+    if size > end - start:
+        raise TruncatedImage(
+            f"{label}: entry at byte {offset} claims {size} bytes, {end - start} remain"
+        )
+    return data[start : start + size], start + size
+
+
 def split_frames(
     data: bytes, offset: int, byteorder: str = "little", label: str = "image"
 ) -> Iterator[tuple[int, bytes]]:
     """Yield ``(offset, payload)`` of each size-prefixed entry from ``offset`` to the end."""
     fmt = "<I" if byteorder == "little" else ">I"
-    end = len(data)
-    while offset < end:
-        if end - offset < 4:
-            raise TruncatedImage(f"{label}: entry size cut short at byte {offset}")
-        (size,) = struct.unpack_from(fmt, data, offset)
-        start = offset + 4
-        if size > end - start:
-            raise TruncatedImage(
-                f"{label}: entry at byte {offset} claims {size} bytes, {end - start} remain"
-            )
-        yield offset, data[start : start + size]
-        offset = start + size
+    while offset < len(data):
+        payload, after = _frame(data, offset, fmt, label)
+        yield offset, payload
+        offset = after
 
 
 def _parse(message: type[Message], payload: bytes, label: str, offset: int) -> Any:
@@ -366,38 +364,27 @@ def read_image(name: str, data: bytes) -> Image:
         return image
     fmt = "<I" if order == "little" else ">I"
     end = len(data)
-    first = True
+    if kind.head is not None and offset < end:
+        payload, after = _frame(data, offset, fmt, name)
+        image.head = _parse(kind.head, payload, name, offset)
+        offset = after
+        if kind.kind == "ghost-file" and not image.head.chunks:
+            image.tail = data[offset:]
+            return image
     while offset < end:
-        if end - offset < 4:
-            raise TruncatedImage(f"{name}: entry size cut short at byte {offset}")
-        (size,) = struct.unpack_from(fmt, data, offset)
-        start = offset + 4
-        if size > end - start:
-            raise TruncatedImage(
-                f"{name}: entry at byte {offset} claims {size} bytes, {end - start} remain"
-            )
-        payload = data[start : start + size]
-        if first and kind.head is not None:
-            image.head = _parse(kind.head, payload, name, offset)
-            offset = start + size
-            first = False
-            if kind.kind == "ghost-file" and not image.head.chunks:
-                image.tail = data[offset:]
-                return image
-            continue
-        first = False
+        payload, after = _frame(data, offset, fmt, name)
         msg = _parse(kind.entry, payload, name, offset)
         image.entries.append(msg)
-        offset = start + size
         if kind.extra is not None:
             extra = int(kind.extra(msg))
-            if extra > end - offset:
+            if extra > end - after:
                 raise TruncatedImage(
-                    f"{name}: entry at byte {start - 4} is followed by {extra} bytes of data, "
-                    f"{end - offset} remain"
+                    f"{name}: entry at byte {offset} is followed by {extra} bytes of data, "
+                    f"{end - after} remain"
                 )
-            image.extras.append(data[offset : offset + extra])
-            offset += extra
+            image.extras.append(data[after : after + extra])
+            after += extra
+        offset = after
     return image
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kcheckpoint.errors import ImageError
-from kcheckpoint.inspect.model import Problem
+from kcheckpoint.inspect.model import Problem, SecretsWarning, secrets_warning
 
 from .images import read_image
 
@@ -347,6 +347,11 @@ class MemoryModel:
 
     def by_pages_member(self) -> dict[str, ProcessMemory]:
         return {p.pages_member: p for p in self.processes.values() if p.live and p.pages_member}
+
+    def warnings(self) -> list[SecretsWarning]:
+        """The memory-may-hold-secrets warning: live processes, and every pages file's bytes."""
+        live = sum(1 for p in self.processes.values() if p.live)
+        return secrets_warning(live, sum(self.pages_sizes.values()))
 
 
 def decode_image(name: str, data: bytes, problems: list[Problem]) -> Any | None:

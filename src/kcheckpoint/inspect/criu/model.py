@@ -169,24 +169,30 @@ class Memory:
 
 
 @dataclass(frozen=True, slots=True)
-class Process:
-    """One task of the dumped process tree."""
+class ProcessRef:
+    """Who a process is: what ``diff`` shows of a process on each side."""
 
     pid: int
     ppid: int
-    pgid: int
-    sid: int
     comm: str | None
+    #: argv read from the process's memory (mm_arg_start..mm_arg_end), or None.
+    cmdline: list[str] | None
     #: alive, dead (CRIU dumps zombies as dead), stopped, zombie, or unknown(N).
     state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Process(ProcessRef):
+    """One task of the dumped process tree."""
+
+    pgid: int
+    sid: int
     exit_code: int | None
     threads: list[int]
     thread_names: dict[str, str]
     creds: Credentials | None
     #: The executable, from mm.exe_file_id.
     exe: str | None
-    #: argv read from the process's memory (mm_arg_start..mm_arg_end), or None.
-    cmdline: list[str] | None
     #: The environment read from memory (mm_env_start..mm_env_end), or None.
     env: list[EnvVar] | None
     files: list[OpenFile]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .model import Socket
 from .tables import FAMILIES, FD_TYPES, IP_PROTOCOLS, SK_STATES, SOCK_TYPES, name
 from .text import socket_name, text
-
-SOCKET_TYPES = {4, 5, 10, 13}  # INETSK, UNIXSK, PACKETSK, NETLINKSK
 
 
 def _address(words: list[int] | Any, family: int) -> str:
@@ -32,72 +32,88 @@ def _endpoint(words: Any, port: int, family: int) -> str:
     return f"[{addr}]:{port}" if family == 10 else f"{addr}:{port}"
 
 
+#: Socket with file_id and the buffer sizes given: what every family's reader completes.
+_Make = Callable[..., Socket]
+
+
+def _unix(u: Any, make: _Make) -> Socket:
+    return make(
+        ino=u.ino,
+        family="unix",
+        type=name(SOCK_TYPES, u.type),
+        protocol=None,
+        state=name(SK_STATES, u.state),
+        local=socket_name(u.name) or None,
+        peer=None,
+        peer_ino=u.peer or None,
+    )
+
+
+def _inet(s: Any, make: _Make) -> Socket:
+    return make(
+        ino=s.ino,
+        family=name(FAMILIES, s.family),
+        type=name(SOCK_TYPES, s.type),
+        protocol=name(IP_PROTOCOLS, s.proto),
+        state=name(SK_STATES, s.state),
+        local=_endpoint(s.src_addr, s.src_port, s.family),
+        peer=_endpoint(s.dst_addr, s.dst_port, s.family),
+        peer_ino=None,
+    )
+
+
+def _packet(p: Any, make: _Make) -> Socket:
+    ethertype = struct.unpack(">H", struct.pack("<H", p.protocol & 0xFFFF))[0]
+    return make(
+        ino=None,
+        family="packet",
+        type=name(SOCK_TYPES, p.type),
+        protocol=f"0x{ethertype:04x}",
+        state=None,
+        local=f"ifindex {p.ifindex}" if p.ifindex else None,
+        peer=None,
+        peer_ino=None,
+    )
+
+
+def _netlink(n: Any, make: _Make) -> Socket:
+    return make(
+        ino=n.ino,
+        family="netlink",
+        type="RAW",
+        protocol=str(n.protocol),
+        state=name(SK_STATES, n.state) if n.state else None,
+        local=f"portid {n.portid}",
+        peer=f"portid {n.dst_portid}" if n.dst_portid else None,
+        peer_ino=None,
+    )
+
+
+#: file_entry type -> the field that holds its socket message, and how to read that message.
+_BY_FILE_TYPE: dict[int, tuple[str, Callable[[Any, _Make], Socket]]] = {
+    4: ("isk", _inet),  # INETSK
+    5: ("usk", _unix),  # UNIXSK
+    10: ("psk", _packet),  # PACKETSK
+    13: ("nlsk", _netlink),  # NETLINKSK
+}
+SOCKET_TYPES = set(_BY_FILE_TYPE)
+
+
 def socket_of(entry: Any) -> Socket | None:
     """The Socket of a file_entry, or None when it is not a socket."""
-    ftype = entry.type
-    if ftype == 5 and entry.HasField("usk"):
-        u = entry.usk
-        local = socket_name(u.name) or None
-        return Socket(
-            file_id=entry.id,
-            ino=u.ino,
-            family="unix",
-            type=name(SOCK_TYPES, u.type),
-            protocol=None,
-            state=name(SK_STATES, u.state),
-            local=local,
-            peer=None,
-            peer_ino=u.peer or None,
-            send_buf=u.opts.so_sndbuf if u.HasField("opts") else None,
-            recv_buf=u.opts.so_rcvbuf if u.HasField("opts") else None,
-        )
-    if ftype == 4 and entry.HasField("isk"):
-        s = entry.isk
-        return Socket(
-            file_id=entry.id,
-            ino=s.ino,
-            family=name(FAMILIES, s.family),
-            type=name(SOCK_TYPES, s.type),
-            protocol=name(IP_PROTOCOLS, s.proto),
-            state=name(SK_STATES, s.state),
-            local=_endpoint(s.src_addr, s.src_port, s.family),
-            peer=_endpoint(s.dst_addr, s.dst_port, s.family),
-            peer_ino=None,
-            send_buf=s.opts.so_sndbuf if s.HasField("opts") else None,
-            recv_buf=s.opts.so_rcvbuf if s.HasField("opts") else None,
-        )
-    if ftype == 10 and entry.HasField("psk"):
-        p = entry.psk
-        ethertype = struct.unpack(">H", struct.pack("<H", p.protocol & 0xFFFF))[0]
-        return Socket(
-            file_id=entry.id,
-            ino=None,
-            family="packet",
-            type=name(SOCK_TYPES, p.type),
-            protocol=f"0x{ethertype:04x}",
-            state=None,
-            local=f"ifindex {p.ifindex}" if p.ifindex else None,
-            peer=None,
-            peer_ino=None,
-            send_buf=p.opts.so_sndbuf if p.HasField("opts") else None,
-            recv_buf=p.opts.so_rcvbuf if p.HasField("opts") else None,
-        )
-    if ftype == 13 and entry.HasField("nlsk"):
-        n = entry.nlsk
-        return Socket(
-            file_id=entry.id,
-            ino=n.ino,
-            family="netlink",
-            type="RAW",
-            protocol=str(n.protocol),
-            state=name(SK_STATES, n.state) if n.state else None,
-            local=f"portid {n.portid}",
-            peer=f"portid {n.dst_portid}" if n.dst_portid else None,
-            peer_ino=None,
-            send_buf=n.opts.so_sndbuf if n.HasField("opts") else None,
-            recv_buf=n.opts.so_rcvbuf if n.HasField("opts") else None,
-        )
-    return None
+    kind = _BY_FILE_TYPE.get(entry.type)
+    if kind is None or not entry.HasField(kind[0]):
+        return None
+    field, read = kind
+    msg = getattr(entry, field)
+    opts = msg.opts if msg.HasField("opts") else None
+    make = partial(
+        Socket,
+        file_id=entry.id,
+        send_buf=opts.so_sndbuf if opts is not None else None,
+        recv_buf=opts.so_rcvbuf if opts is not None else None,
+    )
+    return read(msg, make)
 
 
 def describe(entry: Any | None, ftype: int, file_id: int) -> tuple[str, str | None]:

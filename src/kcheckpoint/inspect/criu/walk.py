@@ -34,7 +34,7 @@ from kcheckpoint.inspect.model import Problem
 from kcheckpoint.inspect.reader.archive import Entry
 from kcheckpoint.inspect.reader.engines import parse_metadata
 from kcheckpoint.inspect.reader.scan import ArchiveScan, scan_archive
-from kcheckpoint.inspect.reader.source import ProgressCallback
+from kcheckpoint.inspect.reader.source import CHUNK, ProgressCallback
 
 from .memory import (
     PAGEMAP_RE,
@@ -46,8 +46,6 @@ from .memory import (
     page_size_of,
     runs_of,
 )
-
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +117,8 @@ class MemoryWalk:
         self.other = other
         self.images: dict[str, bytes] = {}
         self.pages_sizes: dict[str, int] = {}
-        self._pagemaps: dict[int, list[int]] = {}  # pages_id -> pids, as pagemaps arrive
+        #: pages_id -> the pids whose pagemap names that pages file, as pagemaps arrive.
+        self.pagemaps: dict[int, list[int]] = {}
         self._deferred: list[tuple[str, Callable[[], IO[bytes]], int]] = []
         self._spools: list[IO[bytes]] = []
         self.problems: list[Problem] = []
@@ -133,7 +132,7 @@ class MemoryWalk:
             image = decode_image(name, data, [])
             head = image.head if image is not None else None
             if head is not None and head.HasField("pages_id"):
-                self._pagemaps.setdefault(int(head.pages_id), []).append(int(m.group(1)))
+                self.pagemaps.setdefault(int(head.pages_id), []).append(int(m.group(1)))
 
     def on_member(self, entry: Entry) -> None:
         name = entry.member.name
@@ -143,7 +142,7 @@ class MemoryWalk:
                 self.other(entry)
             return
         self.pages_sizes[name] = entry.member.size
-        pids = self._pagemaps.get(int(m.group(1)))
+        pids = self.pagemaps.get(int(m.group(1)))
         owner = self._likely_owner(pids) if pids else None
         if owner is not None and f"checkpoint/mm-{owner}.img" in self.images:
             if entry.location is not None and hasattr(self.sink, "segment_buffer"):

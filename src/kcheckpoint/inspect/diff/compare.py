@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from kcheckpoint.inspect.criu.model import Inspection, Mount, Process, Socket, SpecMount
+from kcheckpoint.inspect.criu.model import Inspection, Mount, Process, ProcessRef, Socket, SpecMount
 from kcheckpoint.inspect.model import Container
 from kcheckpoint.inspect.reader.archive import TarMember
 
@@ -25,7 +25,6 @@ from .model import (
     MemberChange,
     MetadataChange,
     ProcessChange,
-    ProcessRef,
     SocketChange,
     ValueChange,
 )

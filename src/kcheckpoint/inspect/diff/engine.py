@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import os
 import stat
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -26,18 +27,13 @@ from kcheckpoint.inspect.criu.walk import PagesHook
 from kcheckpoint.inspect.model import InputInfo, Problem, secrets_warning
 from kcheckpoint.inspect.reader.engines import container_of, parse_metadata
 from kcheckpoint.inspect.reader.scan import process_count, scan_archive, sizes_of
-from kcheckpoint.inspect.reader.source import ProgressCallback, open_input
+from kcheckpoint.inspect.reader.source import CHUNK, ProgressCallback, open_input
 
 from . import compare
 from .lockstep import BUFFER, lockstep
 from .memdiff import compare_memory, intersect, normalise, present, subtract
 from .model import (
-    ADDED,
-    CHANGED,
-    DELETED,
-    REMOVED,
-    REPLACED,
-    RESIZED,
+    COUNTED_AS,
     CheckpointDiff,
     DiffSide,
     FsChange,
@@ -56,7 +52,6 @@ from .side import CONTENT_LIMIT, CONTENT_TOTAL, Side, pages_offsets, read_side
 
 #: Lines of unified diff shown per file with --content.
 CONTENT_LINES = 400
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +85,7 @@ def identical_files(path_a: str, path_b: str) -> str | None:
         if os.path.samestat(os.fstat(fa.fileno()), os.fstat(fb.fileno())):
             return hashlib.file_digest(fa, "sha256").hexdigest()
         while True:
-            ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
+            ca, cb = fa.read(CHUNK), fb.read(CHUNK)
             if ca != cb:
                 return None
             if not ca:
@@ -319,12 +314,7 @@ def with_counts(diff: CheckpointDiff) -> CheckpointDiff:
     counts: dict[str, SectionCount] = {}
 
     def count(statuses: list[str]) -> SectionCount:
-        return SectionCount(
-            added=statuses.count(ADDED),
-            removed=statuses.count(REMOVED) + statuses.count(DELETED),
-            changed=statuses.count(CHANGED) + statuses.count(RESIZED),
-            replaced=statuses.count(REPLACED),
-        )
+        return SectionCount(**Counter(COUNTED_AS[s] for s in statuses if s in COUNTED_AS))
 
     counts["metadata"] = count([c.status for c in diff.metadata])
     counts["processes"] = count([c.status for c in diff.processes])

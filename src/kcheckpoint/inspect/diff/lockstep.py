@@ -217,17 +217,6 @@ class _DoneTelling(StreamPages):
     def __init__(self, sink: ProducerSink) -> None:
         super().__init__(sink)
         self.producer = sink
-        self._owners: dict[int, list[int]] = {}
-
-    def on_image(self, name: str, data: bytes) -> None:
-        super().on_image(name, data)
-        from kcheckpoint.inspect.criu.memory import PAGEMAP_RE, decode_image
-
-        if m := PAGEMAP_RE.match(name):
-            image = decode_image(name, data, [])
-            head = image.head if image is not None else None
-            if head is not None and head.HasField("pages_id"):
-                self._owners.setdefault(int(head.pages_id), []).append(int(m.group(1)))
 
     def on_member(self, entry: object) -> None:
         super().on_member(entry)  # type: ignore[arg-type]
@@ -235,7 +224,7 @@ class _DoneTelling(StreamPages):
 
         name = entry.member.name  # type: ignore[attr-defined]
         if m := PAGES_RE.match(name):
-            owners = self._owners.get(int(m.group(1)))
+            owners = self.walk.pagemaps.get(int(m.group(1)))
             if owners:  # sent now; a pages file that came before its pagemap is sent at the end
                 self.producer.put(("done", tuple(owners)))
 

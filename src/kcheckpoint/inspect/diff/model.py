@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kcheckpoint.inspect.criu.model import ProcessRef
 from kcheckpoint.inspect.model import Container, InputInfo, Problem, SecretsWarning, Sizes
 
 ADDED = "added"
@@ -22,6 +23,17 @@ RESIZED = "resized"
 
 #: Which status is the mirror image of which (diff B A of a record of diff A B).
 MIRROR = {ADDED: REMOVED, REMOVED: ADDED, DELETED: ADDED}
+
+#: The SectionCount field each status is counted in: a deleted path counts as removed, a
+#: resized mapping as changed.
+COUNTED_AS = {
+    ADDED: ADDED,
+    REMOVED: REMOVED,
+    DELETED: REMOVED,
+    CHANGED: CHANGED,
+    RESIZED: CHANGED,
+    REPLACED: REPLACED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +57,6 @@ class MetadataChange:
     b: str | None
     #: True when both values are hidden (env values, without --show-secrets).
     redacted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessRef:
-    """Who a process is on one side."""
-
-    pid: int
-    ppid: int
-    comm: str | None
-    cmdline: list[str] | None
-    state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +201,10 @@ class MemberChange:
 
 
 @dataclass(frozen=True, slots=True)
-class SideProblem:
-    """A problem found in one of the two archives."""
+class SideProblem(Problem):
+    """A problem found in one of the two archives; ``side`` is "a" or "b"."""
 
     side: str
-    source: str
-    kind: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,4 +258,4 @@ class CheckpointDiff:
 
 
 def problems_of(side: str, problems: list[Problem]) -> list[SideProblem]:
-    return [SideProblem(side, p.source, p.kind, p.message) for p in problems]
+    return [SideProblem(p.source, p.kind, p.message, side) for p in problems]

@@ -19,7 +19,7 @@ from kcheckpoint.inspect.model import RootfsDiff
 from kcheckpoint.inspect.reader.archive import Entry
 from kcheckpoint.inspect.reader.engines import parse_metadata
 from kcheckpoint.inspect.reader.scan import ArchiveScan
-from kcheckpoint.inspect.reader.source import ProgressCallback
+from kcheckpoint.inspect.reader.source import CHUNK, ProgressCallback
 
 from .model import FsState
 
@@ -28,7 +28,6 @@ ROOTFS_MEMBER = "rootfs-diff.tar"
 CONTENT_LIMIT = 256 << 10
 #: ... up to this much in all, per archive: memory stays bounded whatever the rootfs diff holds.
 CONTENT_TOTAL = 32 << 20
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -56,7 +55,7 @@ class RootfsFiles:
         kept = bytearray()
         size = 0
         with inner.open() as fh:
-            while chunk := fh.read(_CHUNK):
+            while chunk := fh.read(CHUNK):
                 sha.update(chunk)
                 size += len(chunk)
                 if keep:

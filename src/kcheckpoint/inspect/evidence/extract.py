@@ -26,11 +26,9 @@ from typing import Any, BinaryIO, cast
 from kcheckpoint.errors import FormatError, InputError
 from kcheckpoint.inspect.model import InputInfo, Problem
 from kcheckpoint.inspect.reader.archive import Entry, TarMember, walk_input, walk_nested
-from kcheckpoint.inspect.reader.source import ProgressCallback, open_input
+from kcheckpoint.inspect.reader.source import CHUNK, ProgressCallback, open_input
 
 from .manifest import ROOTFS_MEMBER, ROOTFS_PREFIX
-
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +156,7 @@ class _Writer:
         try:
             sha = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
-                buf = bytearray(max(1, min(size, _CHUNK)))
+                buf = bytearray(max(1, min(size, CHUNK)))
                 view = memoryview(buf)
                 while n := source.readinto(buf):  # type: ignore[attr-defined]
                     out.write(view[:n])
@@ -277,7 +275,7 @@ def _extract_entry(entry: Entry, writer: _Writer, selection: _Selection) -> None
 def _tee_into(writer: _Writer, rel: str, size: int) -> Iterator[Any]:
     """A private spool for ``rel``, copied into place (whole) only when the read completes."""
 
-    spool = tempfile.SpooledTemporaryFile(max_size=_CHUNK)  # noqa: SIM115
+    spool = tempfile.SpooledTemporaryFile(max_size=CHUNK)  # noqa: SIM115
     try:
         yield spool
         spool.seek(0)
@@ -301,7 +299,7 @@ def _extract_rootfs(fh: BinaryIO, writer: _Writer, selection: _Selection) -> Non
             _write_member(m, inner, writer, rel)
     except (FormatError, InputError) as exc:  # a damaged nested tar: the rest still reads
         writer.result.problems.append(Problem(ROOTFS_MEMBER, "bad-nested-tar", str(exc)))
-    while fh.read(_CHUNK):
+    while fh.read(CHUNK):
         pass
 
 

@@ -17,13 +17,11 @@ from typing import BinaryIO, cast
 from kcheckpoint.errors import FormatError, InputError
 from kcheckpoint.inspect.model import InputInfo, Problem
 from kcheckpoint.inspect.reader.archive import Entry, TarMember, walk_input, walk_nested
-from kcheckpoint.inspect.reader.source import HashingReader, ProgressCallback, open_input
+from kcheckpoint.inspect.reader.source import CHUNK, HashingReader, ProgressCallback, open_input
 
 #: The directory the files of rootfs-diff.tar are extracted to and named under.
 ROOTFS_PREFIX = "rootfs-diff/"
 ROOTFS_MEMBER = "rootfs-diff.tar"
-
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +132,7 @@ def _add(manifest: Manifest, entry: Entry) -> None:
 def hash_stream(fh: BinaryIO) -> str:
     """SHA-256 of what is left in a stream, read in chunks."""
     sha = hashlib.sha256()
-    while chunk := fh.read(_CHUNK):  # allocates what the member holds, not 1 MiB each time
+    while chunk := fh.read(CHUNK):  # allocates what the member holds, not 1 MiB each time
         sha.update(chunk)
     return sha.hexdigest()
 
@@ -142,7 +140,7 @@ def hash_stream(fh: BinaryIO) -> str:
 def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
     """Hash rootfs-diff.tar whole while hashing each file inside it, in the same read."""
     counter = HashingReader(fh, hash_input=True, total=None)
-    tee = io.BufferedReader(counter, buffer_size=_CHUNK)
+    tee = io.BufferedReader(counter, buffer_size=CHUNK)
     try:
         for inner in walk_nested(cast(BinaryIO, tee), ROOTFS_MEMBER):
             m = inner.member
@@ -165,7 +163,7 @@ def _hash_rootfs(fh: BinaryIO, manifest: Manifest) -> str:
             manifest.file_paths.add(ROOTFS_PREFIX + m.name)
     except (FormatError, InputError) as exc:  # a damaged nested tar: the rest still reads
         manifest.problems.append(Problem(ROOTFS_MEMBER, "bad-nested-tar", str(exc)))
-    while tee.read(_CHUNK):
+    while tee.read(CHUNK):
         pass
     return counter.sha256 or ""
 

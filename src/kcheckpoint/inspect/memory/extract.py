@@ -23,8 +23,6 @@ from kcheckpoint.inspect.criu.walk import SegmentInfo, memory_model, walk_memory
 from kcheckpoint.inspect.model import InputInfo, Problem
 from kcheckpoint.inspect.reader.source import ProgressCallback
 
-_CHUNK = 1 << 20
-
 
 @dataclass(frozen=True, slots=True)
 class MappingFile:

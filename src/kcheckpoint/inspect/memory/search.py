@@ -427,6 +427,15 @@ def _release(buf: mmap.mmap, lo: int, hi: int) -> None:
         buf.madvise(mmap.MADV_DONTNEED, start, hi - start)
 
 
+def _unowned(
+    info: Any, m: Match, offset: int, path: str | None, source: str, text: str | None
+) -> Hit:
+    """A hit in a file, or in pages no live process points to: no process, no address."""
+    return Hit(
+        None, None, None, None, info.member, offset, path, m.end - m.start, m.encoding, source, text
+    )
+
+
 def _hit(info: Any, m: Match, model: Any, context: int) -> Hit:
     from kcheckpoint.inspect.criu.memory import MemoryModel
 
@@ -440,35 +449,11 @@ def _hit(info: Any, m: Match, model: Any, context: int) -> Hit:
             if info.path is not None or not info.member.startswith("checkpoint/pages-")
             else "stale-memory"
         )
-        return Hit(
-            None,
-            None,
-            None,
-            None,
-            info.member,
-            m.start,
-            info.path,
-            m.end - m.start,
-            m.encoding,
-            source,
-            text,
-        )
+        return _unowned(info, m, m.start, info.path, source, text)
     pmem = model.processes.get(info.pid)
     offset = info.offset + (m.start - info.vaddr)
     if pmem is None or not pmem.live:
-        return Hit(
-            None,
-            None,
-            None,
-            None,
-            info.member,
-            offset,
-            None,
-            m.end - m.start,
-            m.encoding,
-            "stale-memory",
-            text,
-        )
+        return _unowned(info, m, offset, None, "stale-memory", text)
     vma = pmem.vma_at(m.start)
     ref = (
         None
@@ -514,7 +499,7 @@ def search_archive(
     problem says when a hit handed on was named otherwise.
     """
     from kcheckpoint.inspect.criu.walk import walk_memory
-    from kcheckpoint.inspect.model import Problem, secrets_warning
+    from kcheckpoint.inspect.model import Problem
 
     sink = _SearchSink(needle, context, max_hits, on_hit)
     scan, model = walk_memory(
@@ -538,8 +523,6 @@ def search_archive(
                 "final names)",
             )
         )
-    live = [p for p in model.processes.values() if p.live]
-    warnings = secrets_warning(len(live), sum(model.pages_sizes.values()))
     return SearchResult(
         scan.input,
         needle.text,
@@ -551,5 +534,5 @@ def search_archive(
         sink.memory_bytes,
         sink.other_bytes,
         [*scan.problems, *model.problems],
-        warnings,
+        model.warnings(),
     )

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kcheckpoint.inspect.model import secrets_warning
 from kcheckpoint.inspect.rules.secrets import (
     CANDIDATE_RULES,
     ENTROPY_RULE,
@@ -344,7 +343,6 @@ def scan_archive_secrets(
     by_rule: dict[str, int] = {}
     for item in findings:
         by_rule[item.rule] = by_rule.get(item.rule, 0) + 1
-    live = [p for p in model.processes.values() if p.live]
     info = RuleSetInfo(
         RULESET_VERSION,
         ruleset_digest((*RULES, *CANDIDATE_RULES, *((ENTROPY_RULE,) if entropy else ()))),
@@ -366,7 +364,7 @@ def scan_archive_secrets(
         copies_dropped=dropped,
         entropy=entropy,
         problems=[*scan.problems, *model.problems],
-        warnings=secrets_warning(len(live), sum(model.pages_sizes.values())),
+        warnings=model.warnings(),
     )
 
 

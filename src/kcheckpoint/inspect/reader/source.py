@@ -37,6 +37,8 @@ from .zstdstream import ZstdReader
 #: Called with (bytes of input read so far, total input size or None).
 ProgressCallback = Callable[[int, int | None], None]
 
+#: How much one read asks for (and one buffer holds): what a pass holds of a member at once.
+CHUNK = 1 << 20
 _PROGRESS_STEP = 8 << 20
 _SNIFF = 512
 
@@ -189,7 +191,7 @@ class HashingReader(io.RawIOBase):
 
     def drain(self) -> None:
         """Read to the end, so that the digest and count cover the whole input."""
-        buf = bytearray(1 << 20)
+        buf = bytearray(CHUNK)
         while self.readinto(buf):
             pass
 
@@ -219,7 +221,7 @@ class OpenedInput:
         if self.counter is None:
             return None
         with translate_decompression_errors(self.compression):
-            while self.stream.read(1 << 20):
+            while self.stream.read(CHUNK):
                 pass
         self.counter.drain()
         digest = self.counter.sha256
@@ -294,7 +296,7 @@ def _decompressor(compression: str, raw: BinaryIO) -> BinaryIO:
         return lzma.LZMAFile(raw)  # type: ignore[return-value]
     if compression == "zstd":
         # Podman writes long-distance-matching frames; ZstdReader accepts windows up to 2 GiB.
-        return cast(BinaryIO, io.BufferedReader(ZstdReader(raw), buffer_size=1 << 20))
+        return cast(BinaryIO, io.BufferedReader(ZstdReader(raw), buffer_size=CHUNK))
     raise AssertionError(compression)
 
 
@@ -341,7 +343,7 @@ def open_input(
                 head = raw_file.read(_SNIFF)
                 raw_file.seek(0)
             else:
-                buffered = io.BufferedReader(cast(Any, raw_file), buffer_size=1 << 20)
+                buffered = io.BufferedReader(cast(Any, raw_file), buffer_size=CHUNK)
                 head = buffered.peek(_SNIFF)[:_SNIFF]
                 raw_file = cast(BinaryIO, buffered)
         except OSError as exc:
@@ -374,7 +376,7 @@ def _open_stream(
     """
     take_over = getattr(raw_file, "take_over_sha256", None)
     on_digest = take_over() if hash_input and callable(take_over) else None
-    buffered = io.BufferedReader(cast(Any, raw_file), buffer_size=1 << 20)
+    buffered = io.BufferedReader(cast(Any, raw_file), buffer_size=CHUNK)
     try:
         head = buffered.peek(_SNIFF)[:_SNIFF]
     except OSError as exc:
@@ -399,7 +401,7 @@ def _stream_input(
 ) -> Iterator[OpenedInput]:
     """Hash, count and decompress a forward-only input."""
     counter = HashingReader(raw_file, hash_input=hash_input, total=size, progress=progress)
-    reader = io.BufferedReader(counter, buffer_size=1 << 20)
+    reader = io.BufferedReader(counter, buffer_size=CHUNK)
     stream: BinaryIO = reader
     if compression != "none":
         stream = _decompressor(compression, cast(BinaryIO, reader))

@@ -308,38 +308,44 @@ def _random_shape(value: bytes) -> bool:
 
 _B64_EDGE = rb"A-Za-z0-9/+=._-"
 
+
+def _bare_token(rule_id: str, description: str, chars: str, length: int) -> Rule:
+    """A token of exactly ``length`` characters of ``chars`` (a character class), with no
+    base-64 character on either side. Anchored on a bounded regex, not a keyword."""
+    token = f"{chars}{{{length}}}"
+    raw = token.encode()
+    return Rule(
+        rule_id,
+        description,
+        (),
+        re.compile(
+            rb"(?<![" + _B64_EDGE + rb"])(?P<secret>" + raw + rb")(?![" + _B64_EDGE + rb"])"
+        ),
+        token,
+        max_len=length + 2,
+        back=1,
+        accept=_random_shape,
+        anchor_regexes=(
+            (rb"(?:^|[^" + _B64_EDGE + rb"])" + raw + rb"(?:[^" + _B64_EDGE + rb"]|$)", length + 2),
+        ),
+    )
+
+
 #: A bare 40-character AWS secret access key: never a finding alone (``pairs`` pairs it with
-#: an AKIA/ASIA key id). Anchored on a bounded regex, not a keyword.
-AWS_SECRET_CANDIDATE = Rule(
+#: an AKIA/ASIA key id).
+AWS_SECRET_CANDIDATE = _bare_token(
     "aws-secret-candidate",
     "a 40-character base-64 token that may be an AWS secret access key",
-    (),
-    re.compile(
-        rb"(?<![" + _B64_EDGE + rb"])(?P<secret>[A-Za-z0-9/+]{40})(?![" + _B64_EDGE + rb"])"
-    ),
-    "[A-Za-z0-9/+]{40}",
-    max_len=42,
-    back=1,
-    accept=_random_shape,
-    anchor_regexes=(
-        (rb"(?:^|[^" + _B64_EDGE + rb"])[A-Za-z0-9/+]{40}(?:[^" + _B64_EDGE + rb"]|$)", 42),
-    ),
+    "[A-Za-z0-9/+]",
+    40,
 )
 
-
 #: A bare 30-character Alibaba Cloud AccessKey secret: paired with an ``LTAI`` id, never alone.
-ALIBABA_SECRET_CANDIDATE = Rule(
+ALIBABA_SECRET_CANDIDATE = _bare_token(
     "alibaba-secret-candidate",
     "a 30-character alphanumeric token that may be an Alibaba Cloud AccessKey secret",
-    (),
-    re.compile(rb"(?<![" + _B64_EDGE + rb"])(?P<secret>[A-Za-z0-9]{30})(?![" + _B64_EDGE + rb"])"),
-    "[A-Za-z0-9]{30}",
-    max_len=32,
-    back=1,
-    accept=_random_shape,
-    anchor_regexes=(
-        (rb"(?:^|[^" + _B64_EDGE + rb"])[A-Za-z0-9]{30}(?:[^" + _B64_EDGE + rb"]|$)", 32),
-    ),
+    "[A-Za-z0-9]",
+    30,
 )
 
 #: Rules whose matches are only candidates, for ``memory.pairs``.
