@@ -25,6 +25,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,6 +39,7 @@ from kcheckpoint._proto.criu import (
     stats_pb2,
 )
 from kcheckpoint.inspect.criu.images import IMG_SERVICE_MAGIC, write_image
+from kcheckpoint.inspect.reader.source import ChunkReader
 
 PAGE = 4096
 PE_LAZY = 2
@@ -227,41 +229,23 @@ def _stack_strings(p: Process) -> bytes:
     return argv + b"PATH=/usr/bin\x00HOME=/root\x00SYNTH=1\x00"
 
 
-class PagesReader(io.RawIOBase):
-    """The bytes of pages-<id>.img, generated as they are read."""
+def pages_reader(proc: Process, source: PageSource, first_index: int) -> ChunkReader:
+    """The bytes of pages-<id>.img, generated as they are read (256 pages at a time)."""
+    pages = _iter_pages(proc, source, first_index)
+    return ChunkReader(iter(lambda: b"".join(islice(pages, 256)), b""))
 
-    def __init__(self, proc: Process, source: PageSource, first_index: int) -> None:
-        super().__init__()
-        self._pages = self._iter_pages(proc, source, first_index)
-        self._buf = b""
 
-    @staticmethod
-    def _iter_pages(proc: Process, source: PageSource, first: int) -> Iterator[bytes]:
-        index = first
-        args_page = proc.arg[0] & ~(PAGE - 1)
-        for run in proc.runs:
-            for i in range(run.pages):
-                vaddr = run.vaddr + i * PAGE
-                extra = b""
-                if vaddr == args_page:
-                    extra = bytes(proc.arg[0] - args_page) + _stack_strings(proc)
-                yield source.page(index, extra)
-                index += 1
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while len(self._buf) < len(view):
-            chunk = b"".join(p for _, p in zip(range(256), self._pages, strict=False))
-            if not chunk:
-                break
-            self._buf += chunk
-        n = min(len(view), len(self._buf))
-        view[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+def _iter_pages(proc: Process, source: PageSource, first: int) -> Iterator[bytes]:
+    index = first
+    args_page = proc.arg[0] & ~(PAGE - 1)
+    for run in proc.runs:
+        for i in range(run.pages):
+            vaddr = run.vaddr + i * PAGE
+            extra = b""
+            if vaddr == args_page:
+                extra = bytes(proc.arg[0] - args_page) + _stack_strings(proc)
+            yield source.page(index, extra)
+            index += 1
 
 
 def _add(
@@ -443,7 +427,7 @@ def write_archive(
                 tf,
                 f"checkpoint/pages-{p.pages_id}.img",
                 size=n * PAGE,
-                fileobj=io.BufferedReader(PagesReader(p, source, index), 1 << 20),
+                fileobj=io.BufferedReader(pages_reader(p, source, index), 1 << 20),
             )  # type: ignore[arg-type]
             index += n
         for name in after_pages:

@@ -3,9 +3,9 @@ SHA-256 against the service's, then push the image."""
 
 from __future__ import annotations
 
-import io
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
@@ -15,30 +15,12 @@ import httpx
 from kcheckpoint.errors import KCheckpointError, TransferError
 
 
-class _Body(io.RawIOBase):
-    """A streamed response body as a forward-only binary file."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__()
-        self._iter = response.iter_bytes(1 << 20)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while not self._pending:
-            try:
-                self._pending = next(self._iter)
-            except StopIteration:
-                return 0
-            except httpx.HTTPError as exc:
-                raise TransferError(f"the download broke off ({exc})") from exc
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
+def _body(response: httpx.Response) -> Iterator[bytes]:
+    """A streamed response body in chunks; a broken download is a TransferError."""
+    try:
+        yield from response.iter_bytes(1 << 20)
+    except httpx.HTTPError as exc:
+        raise TransferError(f"the download broke off ({exc})") from exc
 
 
 def push_checkpoint(
@@ -53,6 +35,7 @@ def push_checkpoint(
     """Build the checkpoint image of archive ``name`` and push it to ``ref``."""
     from typing import BinaryIO
 
+    from kcheckpoint.inspect.reader.source import ChunkReader
     from kcheckpoint.oci.build import build
     from kcheckpoint.oci.push import push
     from kcheckpoint.oci.registry import credentials_for
@@ -73,7 +56,7 @@ def push_checkpoint(
                         f"download of {name} failed: HTTP {response.status_code}: "
                         f"{response.text.strip()[:300]}"
                     )
-                body = cast(BinaryIO, _Body(response))
+                body = cast(BinaryIO, ChunkReader(_body(response)))
                 try:
                     image = build("-", staging, stdin=body)
                 except KCheckpointError as exc:

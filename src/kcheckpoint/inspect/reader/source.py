@@ -19,7 +19,7 @@ import stat
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
@@ -152,6 +152,31 @@ class _BackgroundHash:
             self._thread.join()
             self._thread = None
         return self._sha.hexdigest()
+
+
+class ChunkReader(io.RawIOBase):
+    """Byte chunks from an iterator (a streamed response body, generated content) as a
+    forward-only binary file."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        super().__init__()
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 class HashingReader(io.RawIOBase):
