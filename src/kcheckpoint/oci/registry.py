@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from urllib.parse import urljoin
 import httpx
 
 from kcheckpoint.errors import ArchiveNotFound, InputError, KCheckpointError, RegistryError
+from kcheckpoint.inspect.reader.source import ChunkReader
 
 from .spec import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Reference
 
@@ -233,7 +233,7 @@ class Registry:
                 raise ArchiveNotFound(f"{self.ref}: the registry has no blob {digest}")
             if response.status_code != 200:
                 raise self._fail(response, f"blob {digest}")
-            yield cast(BinaryIO, _ResponseReader(response, self._error, f"{self.ref}"))
+            yield cast(BinaryIO, ChunkReader(_body(response, self._error, f"{self.ref}")))
         finally:
             response.close()
 
@@ -351,29 +351,10 @@ class _FileBody:
             yield data
 
 
-class _ResponseReader(io.RawIOBase):
-    """A streaming response body as a forward-only binary file."""
-
-    def __init__(self, response: httpx.Response, error: type[KCheckpointError], label: str) -> None:
-        super().__init__()
-        self._iter = response.iter_raw()  # as received: re-chunking copies every byte
-        self._pending = memoryview(b"")
-        self._error = error
-        self._label = label
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._iter))
-            except StopIteration:
-                return 0
-            except httpx.HTTPError as exc:
-                raise self._error(f"{self._label}: the download broke off ({exc})") from exc
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def readable(self) -> bool:
-        return True
+def _body(response: httpx.Response, error: type[KCheckpointError], label: str) -> Iterator[bytes]:
+    """A streaming response body as received (re-chunking copies every byte); a broken
+    download is ``error``."""
+    try:
+        yield from response.iter_raw()
+    except httpx.HTTPError as exc:
+        raise error(f"{label}: the download broke off ({exc})") from exc
