@@ -110,6 +110,9 @@ def search(
     mapping (range, perms, backing), and the archive member and offset. Matches that cross
     chunk or pagemap-entry boundaries are found where memory is contiguous. Exit 0 with hits,
     1 without (as grep).
+
+    Hits are written as they are found in text, jsonl and csv, so search ... | head stops the
+    search early; --format json and --strict write once, at the end.
     """
     if (pattern_option is None and len(arguments) < 2) or (pattern_option and len(arguments) != 1):
         raise typer.BadParameter("give PATTERN or -e PATTERN (exactly one)", param_hint="PATTERN")
