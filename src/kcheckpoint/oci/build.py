@@ -25,10 +25,10 @@ from typing import Any, BinaryIO
 from kcheckpoint.errors import FormatError, NotACheckpoint
 from kcheckpoint.inspect.model import InputInfo
 from kcheckpoint.inspect.reader.archive import TarMember, walk_input
+from kcheckpoint.inspect.reader.digest import BackgroundHash
 from kcheckpoint.inspect.reader.engines import container_of, iso_time, parse_metadata
 from kcheckpoint.inspect.reader.source import ProgressCallback, open_input
 
-from .content import BackgroundSha256
 from .spec import (
     LAYER_TYPES,
     OCI_CONFIG,
@@ -115,8 +115,8 @@ class _LayerSink:
 
     def __init__(self, out: BinaryIO, compression: str) -> None:
         self._out = out
-        self.diff = BackgroundSha256()
-        self.blob = BackgroundSha256()
+        self.diff = BackgroundHash()
+        self.blob = BackgroundHash()
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._compress: Callable[[bytes], bytes]
@@ -275,8 +275,8 @@ def build(
                 if digest is not None:
                     input_info = replace(input_info, sha256=digest())
             sink.close()
-            diff_id = sink.diff.digest()
-            layer_digest = sink.blob.digest()
+            diff_id = "sha256:" + sink.diff.hexdigest()
+            layer_digest = "sha256:" + sink.blob.hexdigest()
             layer_size = sink.blob.size
     except BaseException:
         if sink is not None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import queue
-import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from kcheckpoint.errors import ArchiveNotFound, DigestMismatch, FormatError
+from kcheckpoint.inspect.reader.digest import BackgroundHash
 
 from .spec import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, REF_NAME, valid_digest
 
@@ -128,37 +127,6 @@ def _pick(entries: Any, label: str, arch: str) -> dict[str, Any]:
     raise FormatError(f"{label}: the image index has no linux/{arch} image")
 
 
-class BackgroundSha256:
-    """SHA-256 in a worker thread (hashlib releases the GIL), with a bounded queue."""
-
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-        self._thread = threading.Thread(
-            target=self._run, name="kcheckpoint-oci-sha256", daemon=True
-        )
-        self._thread.start()
-        self.size = 0
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._sha.update(chunk)
-
-    def update(self, data: bytes) -> None:
-        self.size += len(data)
-        self._queue.put(data)
-
-    def digest(self) -> str:
-        self.stop()
-        return "sha256:" + self._sha.hexdigest()
-
-    def stop(self) -> None:
-        """End the worker thread (after the last update, or on a failure)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-
 class VerifyingReader(io.RawIOBase):
     """A layer's bytes, hashed as they stream by and checked at their end.
 
@@ -171,7 +139,7 @@ class VerifyingReader(io.RawIOBase):
         self._raw = raw
         self._desc = desc
         self._label = label
-        self._sha = BackgroundSha256()
+        self._sha = BackgroundHash()
         self.count = 0
         self._checked = False
 
@@ -204,7 +172,7 @@ class VerifyingReader(io.RawIOBase):
                 f"{self._label}: layer {self._desc['digest']} ended after {self.count} of "
                 f"{self._desc['size']} bytes"
             )
-        digest = self._sha.digest()
+        digest = "sha256:" + self._sha.hexdigest()
         if digest != self._desc["digest"]:
             raise DigestMismatch(
                 f"{self._label}: the layer hashes to {digest}, not {self._desc['digest']}",

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import io
 import os
-import queue
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -28,6 +25,7 @@ from kcheckpoint.errors import (
     KCheckpointError,
     RemoteInputError,
 )
+from kcheckpoint.inspect.reader.digest import BackgroundHash
 
 from .names import remote_protocol
 
@@ -273,7 +271,7 @@ class VerifyingReader(io.RawIOBase):
         self._read = read
         self._label = label
         self._expected = expected
-        self._hash = _ThreadedHash(expected.algorithm) if expected else None
+        self._hash = BackgroundHash(expected.algorithm) if expected else None
         self._checked = False
 
     def readable(self) -> bool:
@@ -329,26 +327,3 @@ class VerifyingReader(io.RawIOBase):
                 f"{self._label}: SHA-256 {actual} does not match the server's "
                 f"{self._expected.source} {self._expected.hexdigest}"
             )
-
-
-class _ThreadedHash:
-    """A digest computed in a worker thread (hashlib releases the GIL), bounded queue."""
-
-    def __init__(self, algorithm: str) -> None:
-        self._hash = hashlib.new(algorithm)
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self._thread = threading.Thread(target=self._run, name="kcheckpoint-digest", daemon=True)
-        self._thread.start()
-
-    def update(self, data: bytes) -> None:
-        self._queue.put(data)
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._hash.update(chunk)
-
-    def hexdigest(self) -> str:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        return self._hash.hexdigest()

@@ -14,10 +14,8 @@ import hashlib
 import io
 import lzma
 import os
-import queue
 import stat
 import sys
-import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from kcheckpoint.errors import (
 )
 from kcheckpoint.inspect.model import InputInfo
 
+from .digest import BackgroundHash
 from .zstdstream import ZstdReader
 
 #: Called with (bytes of input read so far, total input size or None).
@@ -117,43 +116,6 @@ def _resolve(name: str, stack: contextlib.ExitStack) -> tuple[str, BinaryIO, int
     return None
 
 
-class _BackgroundHash:
-    """SHA-256 computed in a worker thread, so that hashing overlaps decompression.
-
-    hashlib releases the GIL for large updates, so on two cores the digest is nearly free. The
-    queue is bounded: at most a few chunks wait, whatever the input size.
-    """
-
-    _DIRECT = 64 << 10  # smaller updates are hashed inline; handing them over costs more
-
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self._thread: threading.Thread | None = None
-
-    def update(self, data: memoryview) -> None:
-        if len(data) < self._DIRECT and self._thread is None:
-            self._sha.update(data)
-            return
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="kcheckpoint-sha256", daemon=True
-            )
-            self._thread.start()
-        self._queue.put(bytes(data))
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._sha.update(chunk)
-
-    def hexdigest(self) -> str:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        return self._sha.hexdigest()
-
-
 class ChunkReader(io.RawIOBase):
     """Byte chunks from an iterator (a streamed response body, generated content) as a
     forward-only binary file."""
@@ -192,7 +154,7 @@ class HashingReader(io.RawIOBase):
     ) -> None:
         super().__init__()
         self._raw = raw
-        self._sha = _BackgroundHash() if hash_input else None
+        self._sha = BackgroundHash() if hash_input else None
         self.count = 0
         self._total = total
         self._progress = progress
