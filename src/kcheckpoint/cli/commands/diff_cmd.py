@@ -8,7 +8,6 @@ import typer
 
 from kcheckpoint.inspect.diff import CheckpointDiff, DiffOptions, diff_archives
 from kcheckpoint.inspect.diff.model import ProcessChange
-from kcheckpoint.inspect.model import Problem
 from kcheckpoint.render.diff import diff_text
 from kcheckpoint.render.jsonout import to_data
 
@@ -100,16 +99,12 @@ def diff(
         for p in progress.values():
             p.done()
     for label, side in (("a", result.a), ("b", result.b)):
-        problems = [
-            Problem(p.source, p.kind, p.message) for p in result.problems if p.side == label
-        ]
-        report(side.input, problems, side.warnings)
+        report(side.input, [p for p in result.problems if p.side == label], side.warnings)
     if show_secrets:
         warn("--show-secrets: changed environment values are shown; they may hold secrets")
     if content:
         warn("--content: file contents are shown; they may hold secrets")
-    all_problems = [Problem(p.source, p.kind, p.message) for p in result.problems]
-    enforce_strict(strict, f"{result.a.input.path} / {result.b.input.path}", all_problems)
+    enforce_strict(strict, f"{result.a.input.path} / {result.b.input.path}", result.problems)
     emit(
         Report(
             document=to_data(result),

@@ -12,7 +12,6 @@ from kcheckpoint.errors import InputError, MemberNotFound, UnsafeOutput
 from kcheckpoint.inspect.criu.memory import mapping_rows, process_row
 from kcheckpoint.inspect.criu.sinks import RangeCapture
 from kcheckpoint.inspect.criu.walk import memory_model, walk_memory
-from kcheckpoint.inspect.model import secrets_warning
 from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.memory import hexdump_lines, mappings_text, processes_text
 
@@ -96,7 +95,7 @@ def memory(
     with reading(archive, hash_input, fmt) as how:
         scan, model = memory_model(archive, **how)
     live = [p for p in sorted(model.processes.values(), key=lambda p: p.pid) if p.live]
-    warnings = secrets_warning(len(live), sum(model.pages_sizes.values()))
+    warnings = model.warnings()
     problems = [*scan.problems, *model.problems]
     report(scan.input, problems, warnings)
     enforce_strict(strict, scan.input.path, problems)
