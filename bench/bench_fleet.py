@@ -8,7 +8,9 @@ between them, and times, runs interleaved, `secrets LISTING_A LISTING_B` local a
 with `--workers 1` and with `--workers 2`. It prints the medians, the speed-up of 2 workers
 over 1 (target >= 1.7) with and without the cluster's start-up (measured apart, in the same
 run), and Dask's overhead per archive: (workers-1 time - its start-up - sequential time) / N
-(target <= 50 ms).
+(target <= 50 ms). It also prints how busy the machine's cores were during each command (the
+command, its Dask workers and both services): two workers cannot go faster than the cores
+left free for them.
 
 Part 2 writes a synthetic --big archive (bench/synth.py) into one service's directory and
 times `summary URL` against `curl -s URL | kcheckpoint summary -` (target <= 1.3x), with the
@@ -122,11 +124,16 @@ def part_fleet(work: Path, archives: int, repeat: int) -> None:
             "--workers 2": [*KCHECKPOINT, "secrets", *inputs, "-o", "jsonl", "--workers", "2"],
         }
         times: dict[str, list[float]] = {name: [] for name in runs}
+        busy: dict[str, list[float]] = {name: [] for name in runs}
         starts: dict[int, list[float]] = {1: [], 2: []}
         phases: dict[str, list[float]] = {}
         for _ in range(repeat):
             for name, cmd in runs.items():
-                times[name].append(run_measured(cmd, ok={1}, env=env).wall)
+                served = _cpu_seconds(a.proc.pid) + _cpu_seconds(b.proc.pid)
+                run = run_measured(cmd, ok={1}, env=env)
+                served = _cpu_seconds(a.proc.pid) + _cpu_seconds(b.proc.pid) - served
+                times[name].append(run.wall)
+                busy[name].append((run.cpu + served) / (run.wall * CORES))
             for n in starts:
                 starts[n].append(cluster_start(n, env))
             for name, t in in_process(inputs, env).items():
@@ -145,6 +152,9 @@ def part_fleet(work: Path, archives: int, repeat: int) -> None:
     for name, t in med.items():
         print(f"  {name:12s} {t:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in times[name])})")
     print(f"  cluster start-up: 1 worker {s1:.2f} s, 2 workers {s2:.2f} s")
+    print(f"  CPU busy (command, its workers and both services) over {CORES} cores:")
+    for name, shares in busy.items():
+        print(f"    {name:12s} {statistics.median(shares):6.0%}")
     w1, w2, seq = med["--workers 1"], med["--workers 2"], med["sequential"]
     print(f"  2 workers / 1 worker speed-up: {w1 / w2:.2f}x")
     work1, work2 = w1 - s1, w2 - s2
@@ -185,6 +195,16 @@ def part_big(work: Path, size: int, repeat: int) -> None:
     print(f"  curl -s URL | kcheckpoint summary - {c:6.2f} s  (runs: {_fmt(theirs)})")
     print(f"  ratio: {o / c:.2f}x (target <= 1.3)")
     print(f"  peak RSS: {max(rss) / (1 << 20):.0f} MiB (target <= 100 MiB)")
+
+
+#: The cores this machine has: a speed-up from a second worker needs a core to run on.
+CORES = os.cpu_count() or 1
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _fmt(values: list[float]) -> str:
