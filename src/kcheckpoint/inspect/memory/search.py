@@ -333,8 +333,9 @@ class _SearchSink(CountingSink):
         self.raw: list[tuple[Any, Match]] = []
         self.total = 0
         self.on_hit = on_hit
-        #: The hits handed to ``on_hit``, as they were named then.
-        self.handed: list[Hit] = []
+        #: (index in ``raw`` of the first hit named with it, model): the models hits were
+        #: named with when they were handed on, kept instead of the hits themselves.
+        self._named_with: list[tuple[int, Any]] = []
         self._images: Mapping[str, bytes] = {}
         self._model: Any = None
         self._model_of = -1  # how many images the model was built from
@@ -349,9 +350,27 @@ class _SearchSink(CountingSink):
             return
         self.raw.append((info, m))
         if self.on_hit is not None:
-            hit = _hit(info, m, self._model_so_far(), self.context)
-            self.handed.append(hit)
-            self.on_hit(hit)
+            model = self._model_so_far()
+            if not self._named_with or self._named_with[-1][1] is not model:
+                self._named_with.append((len(self.raw) - 1, model))
+            self.on_hit(_hit(info, m, model, self.context))
+
+    def renamed(self, hits: list[Hit], final: Any) -> int:
+        """How many hits handed on were named otherwise than the final model names them
+        (``hits``): only a hit whose process differs between the two models can differ."""
+        if not self._named_with:
+            return 0  # nothing was handed on
+        count = 0
+        ends = [start for start, _ in self._named_with[1:]] + [len(self.raw)]
+        for (start, model), end in zip(self._named_with, ends, strict=True):
+            same: dict[int | None, bool] = {}
+            for i in range(start, end):
+                info, m = self.raw[i]
+                if info.pid not in same:
+                    same[info.pid] = model.processes.get(info.pid) == final.processes.get(info.pid)
+                if not same[info.pid] and _hit(info, m, model, self.context) != hits[i]:
+                    count += 1
+        return count
 
     def _model_so_far(self) -> Any:
         if self._model_of != len(self._images):
@@ -512,7 +531,7 @@ def search_archive(
         progress=progress,
     )
     hits = [_hit(info, m, model, context) for info, m in sink.raw]
-    renamed = sum(early != final for early, final in zip(sink.handed, hits, strict=False))
+    renamed = sink.renamed(hits, model)
     if renamed:
         model.problems.append(
             Problem(
