@@ -16,8 +16,8 @@ from kcheckpoint.render.jsonout import dumps_lines
 
 from .common import report
 from .exit_codes import ExitCode
-from .output import OutputFormat, error, is_quiet, out
-from .report import json_report, resolve_format, to_csv
+from .output import OutputFormat, error, is_quiet, out, out_each
+from .report import json_report_pieces, resolve_format, to_csv
 
 SchedulerOption = Annotated[
     str | None,
@@ -221,7 +221,7 @@ def stream_rows(
             out(f"{header(outcome.name)}{body or text_block(outcome.result)}\n")
     if fmt is OutputFormat.json:
         extra = extra_provenance(results) if extra_provenance else {}
-        out(json_report({"archives": documents}, [r.input for r in results], extra))
+        out_each(json_report_pieces({"archives": documents}, [r.input for r in results], extra))
     return first_failure, results
 
 

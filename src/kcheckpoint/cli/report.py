@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from kcheckpoint import __version__
-from kcheckpoint.render.jsonout import dump_line, dumps, to_data
+from kcheckpoint.render.jsonout import dump_line, dump_pieces, to_data
 
 from .output import OutputFormat, out, out_each, run_state
 
@@ -85,13 +85,14 @@ def provenance(inputs: Sequence[InputInfo], extra: dict[str, Any]) -> dict[str, 
     return data
 
 
-def json_report(
+def json_report_pieces(
     document: Any, inputs: Sequence[InputInfo], extra: dict[str, Any] | None = None
-) -> str:
-    """A JSON document with the provenance header added."""
+) -> Iterator[str]:
+    """A JSON document with the provenance header added, in pieces for ``out_each``: a large
+    report is never held as one string."""
     data = to_data(document)
     data["provenance"] = provenance(inputs, extra or {})
-    return dumps(data)
+    return dump_pieces(data)
 
 
 def resolve_format(fmt: OutputFormat) -> OutputFormat:
@@ -105,7 +106,7 @@ def emit(report: Report, fmt: OutputFormat) -> None:
     """Write the report to stdout in the chosen format."""
     fmt = resolve_format(fmt)
     if fmt is OutputFormat.json:
-        out(json_report(report.document, report.inputs, report.extra_provenance))
+        out_each(json_report_pieces(report.document, report.inputs, report.extra_provenance))
     elif fmt is OutputFormat.jsonl:
         out_each(dump_line(r) for r in report.records)
     elif fmt is OutputFormat.csv:

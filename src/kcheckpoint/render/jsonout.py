@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -27,7 +27,21 @@ def to_data(obj: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     """One JSON document, indented, with sorted keys and a final newline."""
-    return json.dumps(to_data(obj), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return "".join(dump_pieces(obj))
+
+
+def dump_pieces(obj: Any) -> Iterator[str]:
+    """The text of ``dumps`` in pieces, to be written as they come: a document of many records
+    is never held whole as one string (nor as the list of pieces it is joined from)."""
+    encoder = json.JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False)
+    batch: list[str] = []
+    for piece in encoder.iterencode(to_data(obj)):
+        batch.append(piece)
+        if len(batch) == 4096:  # the encoder's pieces are a few bytes each: write them in bulk
+            yield "".join(batch)
+            batch.clear()
+    batch.append("\n")
+    yield "".join(batch)
 
 
 def dump_line(record: Any) -> str:

@@ -17,8 +17,8 @@ from kcheckpoint.render.text import printable
 
 from ..common import ArchiveArgument, DocumentFormatOption, positional, report, stdin_for
 from ..exit_codes import ExitCode
-from ..output import OutputFormat, Progress, error, out, warn
-from ..report import json_report
+from ..output import OutputFormat, Progress, error, out, out_each, warn
+from ..report import json_report_pieces
 
 
 def extract(
@@ -101,7 +101,7 @@ _REFUSAL_HINTS = {
 
 def _print(result: ExtractResult, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
-        out(json_report(result, [result.input]))
+        out_each(json_report_pieces(result, [result.input]))
     elif fmt is OutputFormat.jsonl:
         out(dumps_lines(result.written))
     else:
@@ -126,7 +126,7 @@ def _extract_memory(
         fh.write(dumps(result))
     prefix = os.path.relpath(result.directory, output)
     if fmt is OutputFormat.json:
-        out(json_report(result, [result.input]))
+        out_each(json_report_pieces(result, [result.input]))
     elif fmt is OutputFormat.jsonl:
         out(dumps_lines(result.mappings))
     else:

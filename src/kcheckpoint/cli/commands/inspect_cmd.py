@@ -13,8 +13,8 @@ from kcheckpoint.render.jsonout import dumps_lines
 
 from ..common import ArchiveArgument, HashOption, StrictOption, enforce_strict, report, stdin_for
 from ..exit_codes import ExitCode
-from ..output import Progress, error, out, warn
-from ..report import json_report
+from ..output import Progress, error, out, out_each, warn
+from ..report import json_report_pieces
 
 
 class InspectFormat(StrEnum):
@@ -107,7 +107,7 @@ def inspect(
             error(f"no process with PID {pid} (use 'kcheckpoint inspect --ps-tree' to list them)")
             return int(ExitCode.NEGATIVE)
     if fmt is InspectFormat.json:
-        out(json_report(json_data(result, sel), [result.input]))
+        out_each(json_report_pieces(json_data(result, sel), [result.input]))
     elif fmt is InspectFormat.jsonl:
         out(dumps_lines([json_data(result, sel)]))
     else:

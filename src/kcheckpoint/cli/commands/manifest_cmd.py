@@ -37,8 +37,8 @@ from ..fleet import (
     stream_rows,
     wants_fleet,
 )
-from ..output import OutputFormat, Progress, out
-from ..report import Report, emit, json_report
+from ..output import OutputFormat, Progress, out, out_each
+from ..report import Report, emit, json_report_pieces
 
 
 class ManifestFormat(StrEnum):
@@ -77,7 +77,7 @@ def manifest(
     (archive,) = archives
     result = _build(archive)
     if fmt is ManifestFormat.json:
-        out(json_report(result, [result.input]))
+        out_each(json_report_pieces(result, [result.input]))
     else:
         out("".join(sha256sum_lines(result.entries)))
     return 0
