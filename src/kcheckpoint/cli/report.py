@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from kcheckpoint import __version__
-from kcheckpoint.render.jsonout import dump_line, dump_pieces, to_data
+from kcheckpoint.render.jsonout import dump_line, dump_pieces, lazy_data, to_data
 
 from .output import OutputFormat, out, out_each, run_state
 
@@ -51,8 +51,9 @@ class TimelineEvent:
 class Report:
     """A command's data, ready for any format."""
 
-    #: The JSON document (a dict whose values are model objects or plain values).
-    document: dict[str, Any]
+    #: The JSON document: a model object, or a dict of model objects and plain values. It
+    #: becomes plain data only as it is written.
+    document: Any
     #: Inputs the report is about, for the provenance header.
     inputs: Sequence[InputInfo]
     #: Human text for --format text.
@@ -90,7 +91,7 @@ def json_report_pieces(
 ) -> Iterator[str]:
     """A JSON document with the provenance header added, in pieces for ``out_each``: a large
     report is never held as one string."""
-    data = to_data(document)
+    data = lazy_data(document)
     data["provenance"] = provenance(inputs, extra or {})
     return dump_pieces(data)
 

@@ -30,12 +30,38 @@ def dumps(obj: Any) -> str:
     return "".join(dump_pieces(obj))
 
 
+class _ConvertedOnRead(list):  # type: ignore[type-arg]
+    """A list whose items become JSON data only as the encoder reaches them, one at a time."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return (lazy_data(v) for v in super().__iter__())
+
+
+def lazy_data(obj: Any) -> Any:
+    """``to_data`` for the encoder alone: lists are converted item by item while they are
+    written, so a document of many records is never whole as plain data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            f.name: lazy_data(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.metadata.get("json", True)
+        }
+    if isinstance(obj, dict):
+        return {str(k): lazy_data(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return _ConvertedOnRead(obj)
+    if isinstance(obj, bytes):
+        return obj.hex()
+    return obj
+
+
 def dump_pieces(obj: Any) -> Iterator[str]:
     """The text of ``dumps`` in pieces, to be written as they come: a document of many records
-    is never held whole as one string (nor as the list of pieces it is joined from)."""
+    is never held whole as one string, nor as plain data (``lazy_data``). The indented encoder
+    is json's own Python one, which iterates lists as lists."""
     encoder = json.JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False)
     batch: list[str] = []
-    for piece in encoder.iterencode(to_data(obj)):
+    for piece in encoder.iterencode(lazy_data(obj)):
         batch.append(piece)
         if len(batch) == 4096:  # the encoder's pieces are a few bytes each: write them in bulk
             yield "".join(batch)

@@ -107,7 +107,7 @@ def diff(
     enforce_strict(strict, f"{result.a.input.path} / {result.b.input.path}", result.problems)
     emit(
         Report(
-            document=to_data(result),
+            document=result,
             inputs=[result.a.input, result.b.input],
             text=lambda: diff_text(result),
             records=records(result),

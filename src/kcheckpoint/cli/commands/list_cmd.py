@@ -8,7 +8,7 @@ from dataclasses import replace
 from kcheckpoint.inspect import list_path
 from kcheckpoint.inspect.model import FileEntry, Listing
 from kcheckpoint.inspect.summary import list_stream
-from kcheckpoint.render.jsonout import dumps_lines, to_data
+from kcheckpoint.render.jsonout import dumps_lines
 from kcheckpoint.render.summary import listing_text
 
 from ..common import (
@@ -43,7 +43,7 @@ def list_members(
     settle(result, strict)
     emit(
         Report(
-            document=to_data(result),
+            document=result,
             inputs=[result.input],
             text=lambda: listing_text(result),
             records=_records(result),

@@ -12,7 +12,6 @@ from kcheckpoint.errors import InputError, MemberNotFound, UnsafeOutput
 from kcheckpoint.inspect.criu.memory import mapping_rows, process_row
 from kcheckpoint.inspect.criu.sinks import RangeCapture
 from kcheckpoint.inspect.criu.walk import memory_model, walk_memory
-from kcheckpoint.render.jsonout import to_data
 from kcheckpoint.render.memory import hexdump_lines, mappings_text, processes_text
 
 from ..common import (
@@ -104,7 +103,7 @@ def memory(
         """A table of the archive's memory; its JSON document also has the input, the problems
         and the warnings."""
         doc = {"input": scan.input, **fields, "problems": problems, "warnings": warnings}
-        emit(Report(document=to_data(doc), inputs=[scan.input], text=text, records=records), fmt)
+        emit(Report(document=doc, inputs=[scan.input], text=text, records=records), fmt)
         return int(ExitCode.OK)
 
     if pid is None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from kcheckpoint.inspect.memory.search import Hit, SearchResult, compile_needle, search_archive
-from kcheckpoint.render.jsonout import dump_line, to_data
+from kcheckpoint.render.jsonout import dump_line
 from kcheckpoint.render.search import (
     CSV_COLUMNS,
     csv_row,
@@ -165,7 +165,7 @@ def search(
         return int(ExitCode.OK if result.hits else ExitCode.NEGATIVE)
     emit(
         Report(
-            document=to_data(result),
+            document=result,
             inputs=[result.input],
             text=lambda: search_text(result, context > 0),
             records=result.hits,

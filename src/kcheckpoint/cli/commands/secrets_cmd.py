@@ -192,7 +192,7 @@ def secrets(
     enforce_strict(strict, result.input.path, result.problems)
     emit(
         Report(
-            document=to_data(result),
+            document=result,
             inputs=[result.input],
             text=lambda: secrets_text(result),
             records=result.findings,
