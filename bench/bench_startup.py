@@ -7,7 +7,9 @@ target:
 - `summary samples/idle.tar.zst`: at most 8x;
 - peak RSS of `summary`, `inspect` and `search` on every fixture: at most 60 MiB;
 - `search -e e webapp-t1 | head -3`: exits 120 as soon as head has gone, far sooner than the
-  whole search (GNU grep in the same pipe for scale).
+  whole search (GNU grep in the same pipe for scale);
+- for scale, no target: the peak RSS of that search's 100,000 hits as one JSON document and as
+  streamed JSON Lines.
 
 `python3 -S -c pass` (no site packages, no .pth files) is printed for scale: on a machine whose
 site directory runs .pth files at start-up, the baseline itself is slower. Every case runs once
@@ -133,6 +135,18 @@ def piped_to_head(repeat: int) -> bool:
     return codes == {120}
 
 
+def many_hits_as_json() -> None:
+    """Peak RSS and time of a search with 100,000 hits (the default --max-hits) written as
+    one JSON document, and as JSON Lines, streamed."""
+    archive = FIXTURES / "podman" / "webapp-t1.tar"
+    if not archive.exists():
+        return
+    print(f"\n{'search -e e webapp-t1 (100,000 hits)':36} {'wall s':>10} {'peak RSS':>9}")
+    for fmt in ("json", "jsonl"):
+        wall, rss = measured([*KCP, "-q", "search", str(archive), "-e", "e", "--format", fmt])
+        print(f"{'  --format ' + fmt:36} {wall:10.2f} {rss / MIB:6.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=21)
@@ -140,6 +154,7 @@ def main() -> None:
     ok = startup(args.repeat)
     ok &= peak_rss()
     ok &= piped_to_head(args.repeat)
+    many_hits_as_json()
     print("\nall targets met" if ok else "\nsome targets MISSED")
 
 
