@@ -11,6 +11,8 @@ from typing import Any
 
 from kcheckpoint.render.text import printable
 
+from .exit_codes import StdoutClosed
+
 _state = {"debug": False, "quiet": False}
 #: This run's command line, start time, and whether JSON provenance leaves times out.
 run_state: dict[str, Any] = {"argv": [], "started": None, "no_times": False}
@@ -71,8 +73,6 @@ def out_now(text: str, progress: Progress | None = None) -> None:
     """Write data found during a long pass at once (``search | head`` sees the first row while
     the search goes on). A reader that went away stops the pass: ``StdoutClosed``, not an
     ``OSError`` that a reader of the archive could take for its own."""
-    from .exit_codes import StdoutClosed
-
     if progress is not None:
         progress.done()  # the row replaces the progress line, not follows it
     try:

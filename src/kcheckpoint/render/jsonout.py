@@ -10,49 +10,41 @@ from typing import Any
 
 def to_data(obj: Any) -> Any:
     """Model objects (dataclasses, lists, dicts) as plain JSON-ready values."""
+    return _plain(obj, lazy=False)
+
+
+def lazy_data(obj: Any) -> Any:
+    """``to_data`` for the encoder alone: lists are converted item by item while they are
+    written, so a document of many records is never whole as plain data."""
+    return _plain(obj, lazy=True)
+
+
+def _plain(obj: Any, lazy: bool) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {
-            f.name: to_data(getattr(obj, f.name))
+            f.name: _plain(getattr(obj, f.name), lazy)
             for f in dataclasses.fields(obj)
             if f.metadata.get("json", True)  # working state, not output
         }
     if isinstance(obj, dict):
-        return {str(k): to_data(v) for k, v in obj.items()}
+        return {str(k): _plain(v, lazy) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [to_data(v) for v in obj]
+        return _ConvertedOnRead(obj) if lazy else [_plain(v, False) for v in obj]
     if isinstance(obj, bytes):
         return obj.hex()
     return obj
-
-
-def dumps(obj: Any) -> str:
-    """One JSON document, indented, with sorted keys and a final newline."""
-    return "".join(dump_pieces(obj))
 
 
 class _ConvertedOnRead(list):  # type: ignore[type-arg]
     """A list whose items become JSON data only as the encoder reaches them, one at a time."""
 
     def __iter__(self) -> Iterator[Any]:
-        return (lazy_data(v) for v in super().__iter__())
+        return (_plain(v, True) for v in super().__iter__())
 
 
-def lazy_data(obj: Any) -> Any:
-    """``to_data`` for the encoder alone: lists are converted item by item while they are
-    written, so a document of many records is never whole as plain data."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {
-            f.name: lazy_data(getattr(obj, f.name))
-            for f in dataclasses.fields(obj)
-            if f.metadata.get("json", True)
-        }
-    if isinstance(obj, dict):
-        return {str(k): lazy_data(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return _ConvertedOnRead(obj)
-    if isinstance(obj, bytes):
-        return obj.hex()
-    return obj
+def dumps(obj: Any) -> str:
+    """One JSON document, indented, with sorted keys and a final newline."""
+    return "".join(dump_pieces(obj))
 
 
 def dump_pieces(obj: Any) -> Iterator[str]:
